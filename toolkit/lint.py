@@ -1,0 +1,124 @@
+"""The lint engine: run the registry's rules over a loaded repository.
+
+The engine, not the rules, attaches severities (from the registry) and waivers
+(from the campaign). A waived finding is kept and marked, never dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from toolkit.findings import Finding, Severity
+from toolkit.models import Campaign, Repo
+
+if TYPE_CHECKING:
+    from toolkit.analysis import CampaignAnalysis
+    from toolkit.render import RenderedMessage
+
+
+@dataclass
+class RepoContext:
+    repo: Repo
+    load_findings: list[Finding]
+
+
+@dataclass
+class CampaignContext:
+    """One campaign, with its analysis and its renders computed once and shared by rules."""
+
+    repo: Repo
+    campaign: Campaign
+    _cache: dict[str, object] = field(default_factory=dict, repr=False)
+
+    @property
+    def id(self) -> str:
+        return self.campaign.id
+
+    @cached_property
+    def analysis(self) -> CampaignAnalysis:
+        from toolkit.analysis import analyze_campaign
+
+        return analyze_campaign(self.repo, self.campaign)
+
+    @cached_property
+    def renders(self) -> list[RenderedMessage]:
+        """The campaign rendered for its personas (empty when it cannot render; the
+        reason is a finding of the analysis)."""
+        from toolkit.render import render_for_lint
+
+        return render_for_lint(self.repo, self.campaign)
+
+    @property
+    def commercial(self) -> bool:
+        return self.repo.is_commercial(self.campaign)
+
+    @property
+    def base_purpose(self) -> str | None:
+        return self.repo.base_purpose(self.campaign.purpose)
+
+
+@dataclass(frozen=True)
+class LintResult:
+    findings: tuple[Finding, ...]
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity is Severity.ERROR and not f.waived]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity is Severity.WARNING and not f.waived]
+
+    @property
+    def waived(self) -> list[Finding]:
+        return [f for f in self.findings if f.waived]
+
+    def for_campaign(self, cid: str) -> list[Finding]:
+        return [f for f in self.findings if f.campaign == cid]
+
+
+def _finish(findings: Iterable[Finding], repo: Repo) -> list[Finding]:
+    from toolkit.rules import RULES
+
+    out: list[Finding] = []
+    for f in findings:
+        rule = RULES.get(f.rule)
+        if f.severity is None:
+            f = f.with_(severity=rule.severity if rule is not None else Severity.ERROR)
+        camp = repo.campaigns.get(f.campaign) if f.campaign else None
+        if camp is not None and rule is not None and rule.waivable:
+            for w in camp.waivers:
+                if w.rule == f.rule:
+                    f = f.with_(waived=True, waiver_reason=w.reason)
+                    break
+        out.append(f)
+    return out
+
+
+def run_lint(repo: Repo, load_findings: list[Finding], campaign_ids: Iterable[str] | None = None) -> LintResult:
+    """Run every static rule. `campaign_ids` limits campaign-scoped rules (and
+    repo-level findings to the files those campaigns use)."""
+    from toolkit.rules import RULES
+
+    wanted = list(campaign_ids) if campaign_ids else sorted(repo.campaigns)
+    found: list[Finding] = list(load_findings)
+    rctx = RepoContext(repo, load_findings)
+    for rule in RULES.values():
+        if rule.scope == "repo" and rule.check is not None:
+            found.extend(rule.check(rctx))
+    for cid in wanted:
+        camp = repo.campaigns.get(cid)
+        if camp is None:
+            continue
+        cctx = CampaignContext(repo, camp)
+        for rule in RULES.values():
+            if rule.scope == "campaign" and rule.check is not None:
+                found.extend(f if f.campaign else f.with_(campaign=cid) for f in rule.check(cctx))
+    if campaign_ids:
+        keep = set(wanted)
+        found = [f for f in found if f.campaign is None or f.campaign in keep]
+    unique = {(f.rule, f.pos, f.message, f.campaign): f for f in _finish(found, repo)}
+    return LintResult(tuple(sorted(unique.values(), key=Finding.sort_key)))
