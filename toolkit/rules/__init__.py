@@ -18,7 +18,7 @@ from toolkit.rules import config as _config  # noqa: E402
 
 _register(*_config.RULES)
 
-for _name in ("hipaa", "canspam", "mailbox", "tracking", "content"):
+for _name in ("hipaa", "phi", "canspam", "mailbox", "tracking", "content"):
     try:
         _mod = __import__(f"toolkit.rules.{_name}", fromlist=["RULES"])
     except ModuleNotFoundError as _exc:  # family not written yet
