@@ -1,0 +1,121 @@
+"""Up to max_connections reused connections, a token bucket for rate_per_second,
+and retries with backoff for temporary failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Literal
+
+from toolkit.relay.connection import ConnectFailed, ConnectionLost, RelayConnection, RelaySettings
+from toolkit.relay.errors import RelayUnavailableError
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter, capped in delay and in attempts."""
+
+    max_attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)  # jitter: connections do not retry in step
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one message. `unconfirmed`: the connection dropped after its
+    data went out, on the last attempt, so the relay may or may not hold it."""
+
+    status: Literal["sent", "failed", "unconfirmed"]
+    code: int | None
+    text: str
+    attempts: int
+
+
+class TokenBucket:
+    def __init__(self, rate: float, *, burst: float | None = None) -> None:
+        self.rate = rate
+        self.burst = burst if burst is not None else max(1.0, rate / 10)
+        self._tokens = self.burst
+        self._last = time.monotonic()
+
+    async def take(self) -> None:
+        while True:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            if self._tokens >= 1:  # no await between test and take: the loop is single-threaded
+                self._tokens -= 1
+                return
+            await asyncio.sleep((1 - self._tokens) / self.rate)
+
+
+class RelayPool:
+    """`async with RelayPool(settings, ...) as pool: await pool.send(...)` from up to
+    max_connections tasks at once. Entering opens one connection, so that a relay
+    that refuses TLS or credentials stops the send before any message data."""
+
+    def __init__(self, settings: RelaySettings, *, max_connections: int, rate_per_second: float,
+                 retry: RetryPolicy | None = None) -> None:
+        self.settings = settings
+        self.retry = retry or RetryPolicy()
+        self._bucket = TokenBucket(rate_per_second)
+        self._slots: asyncio.Queue[RelayConnection] = asyncio.Queue()
+        self._all = [RelayConnection(settings) for _ in range(max_connections)]
+        for conn in self._all:
+            self._slots.put_nowait(conn)
+        self.connections_opened = 0
+
+    async def __aenter__(self) -> RelayPool:
+        await self._open(self._all[0], attempt=1)
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await asyncio.gather(*(c.quit() for c in self._all), return_exceptions=True)
+
+    async def _open(self, conn: RelayConnection, *, attempt: int) -> None:
+        await conn.open()  # setup errors (TLS, AUTH) propagate: retrying cannot fix them
+        self.connections_opened += 1
+
+    async def send(self, *, sender: str, recipient: str, data: bytes) -> Outcome:
+        attempt = 0
+        while True:
+            attempt += 1
+            await self._bucket.take()
+            conn = await self._slots.get()
+            try:
+                if not conn.is_open:
+                    try:
+                        await self._open(conn, attempt=attempt)
+                    except ConnectFailed as exc:
+                        if attempt >= self.retry.max_attempts:
+                            s = self.settings
+                            raise RelayUnavailableError(f"{exc}; gave up after {attempt} attempts",
+                                                        host=s.host, port=s.port,
+                                                        attempts=attempt) from None
+                        reply = None
+                    else:
+                        reply = await conn.deliver(sender, recipient, data)
+                else:
+                    reply = await conn.deliver(sender, recipient, data)
+            except ConnectionLost as exc:
+                if attempt >= self.retry.max_attempts:
+                    status = "unconfirmed" if exc.after_data else "failed"
+                    return Outcome(status, None, exc.message, attempt)
+                reply = None
+            finally:
+                self._slots.put_nowait(conn)
+            if reply is not None:
+                if reply.accepted:
+                    return Outcome("sent", reply.code, reply.text, attempt)
+                if not reply.temporary or attempt >= self.retry.max_attempts:
+                    return Outcome("failed", reply.code, reply.text, attempt)
+            await asyncio.sleep(self.retry.delay(attempt))
