@@ -1,0 +1,312 @@
+"""The tamper-evident audit log (docs/audit.md).
+
+Append-only JSON lines at toolkit.yaml `audit.path`. Each entry is
+
+    {"seq", "time", "event", "fields", "prev", "hash", "mac"}
+
+where `hash` is SHA-256 over the canonical JSON of seq, time, event, fields and
+prev (the previous entry's hash), and `mac` is HMAC-SHA256 with the audit key
+over the same bytes. Editing an entry breaks its hash; recomputing the hash
+without the key breaks its mac; removing, inserting or reordering entries
+breaks `seq` and `prev`. A truncated tail leaves a valid chain, so the chain
+head (last seq and hash, with its own mac) is also kept in a head file in the
+state folder, which `verify_log` compares with the log.
+
+Recipients appear only as keyed pseudonyms; `append` refuses anything that
+looks like an email address, so a caller cannot leak one by mistake.
+
+Durability: every entry is written with one os.write on an O_APPEND file under
+an exclusive lock, so it survives a crash of this process. fsync (and the head
+update) happens on every entry except `recipient` ones, which are synced in
+batches (every SYNC_EVERY entries or SYNC_SECONDS) and at close.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from toolkit.models import Repo
+from toolkit.pseudonym import pseudonym
+
+EVENTS = ("lint", "build", "approve", "verify", "send-start", "recipient", "refusal", "send-end")
+GENESIS = "0" * 64
+HEAD_NAME = "audit-head.json"
+SYNC_EVERY = 256
+SYNC_SECONDS = 1.0
+_BATCHED = frozenset({"recipient"})
+_EMAIL = re.compile(r"[^\s@<>\"']+@[^\s@<>\"']+\.[A-Za-z]{2,}")
+
+
+class AuditError(click.ClickException):
+    """The audit log cannot be written or is damaged; a send must stop (exit 1)."""
+
+    exit_code = 1
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def entry_hash(entry: dict[str, Any]) -> str:
+    body = {k: entry.get(k) for k in ("seq", "time", "event", "fields", "prev")}
+    return hashlib.sha256(b"audit:v1\n" + _canonical(body)).hexdigest()
+
+
+def entry_mac(key: bytes, entry_hash_hex: str) -> str:
+    return hmac.new(
+        key, b"audit-entry:v1\n" + entry_hash_hex.encode("ascii"), hashlib.sha256
+    ).hexdigest()
+
+
+def head_mac(key: bytes, seq: int, hash_hex: str) -> str:
+    return hmac.new(
+        key, f"audit-head:v1\n{seq}\n{hash_hex}".encode("ascii"), hashlib.sha256
+    ).hexdigest()
+
+
+def _check_no_phi(value: Any, path: str) -> None:
+    if isinstance(value, str):
+        if _EMAIL.search(value):
+            raise AuditError(
+                f"refusing to write an email address into the audit log (field '{path}'); "
+                "log recipients as pseudonyms (AuditLog.pseudonym)"
+            )
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_no_phi(v, f"{path}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_no_phi(v, f"{path}[{i}]")
+    elif value is not None and not isinstance(value, (bool, int, float)):
+        raise AuditError(
+            f"audit field '{path}' has type {type(value).__name__}; use text, numbers or lists"
+        )
+
+
+def log_path(repo: Repo) -> Path:
+    rel = repo.config.audit.path if repo.config else ".campaign/audit.jsonl"
+    return repo.root / rel
+
+
+def head_path(repo: Repo) -> Path:
+    from toolkit.state import state_dir
+
+    return state_dir(repo, create=False) / HEAD_NAME
+
+
+def key_env(repo: Repo) -> str:
+    return repo.config.audit.key_env if repo.config else "AUDIT_KEY"
+
+
+def _last_line(fd: int, size: int) -> bytes | None:
+    """The last complete line of the file (without its newline), reading backwards in blocks."""
+    if size == 0:
+        return None
+    block = 8192
+    end = size
+    buf = b""
+    while end > 0:
+        start = max(0, end - block)
+        buf = os.pread(fd, end - start, start) + buf
+        end = start
+        body = buf[:-1] if buf.endswith(b"\n") else buf
+        nl = body.rfind(b"\n")
+        if nl >= 0:
+            return body[nl + 1 :]
+    return buf.rstrip(b"\n")
+
+
+@dataclass
+class _Tail:
+    seq: int
+    hash: str
+    size: int
+
+
+class AuditLog:
+    """An open audit log. Use `AuditLog.open(repo)`; every `append` either lands or raises."""
+
+    def __init__(self, path: Path, head: Path, key: bytes):
+        self.path = path
+        self.head = head
+        self.key = key
+        self._fd: int | None = None
+        self._tail: _Tail | None = None
+        self._unsynced = 0
+        self._last_sync = time.monotonic()
+
+    @classmethod
+    def open(cls, repo: Repo) -> AuditLog:
+        """Open for appending; the audit key must be set (sends require it)."""
+        from toolkit.secrets import secret
+
+        key = secret(key_env(repo), purpose="audit log HMAC key (also keys recipient pseudonyms)")
+        log = cls(log_path(repo), head_path(repo), key)
+        log._open()
+        return log
+
+    def _open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.head.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        except OSError as exc:
+            raise AuditError(f"{self.path}: cannot open the audit log ({exc.strerror})") from None
+
+    def pseudonym(self, email: str) -> str:
+        return pseudonym(email, self.key)
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing -----------------------------------------------------------------------
+
+    def _read_tail(self, size: int) -> _Tail:
+        assert self._fd is not None
+        rfd = os.open(self.path, os.O_RDONLY)
+        try:
+            line = _last_line(rfd, size)
+        finally:
+            os.close(rfd)
+        if line is None:
+            return _Tail(0, GENESIS, 0)
+        try:
+            last = json.loads(line)
+            seq, h = int(last["seq"]), str(last["hash"])
+        except (ValueError, KeyError, TypeError):
+            raise AuditError(
+                f"{self.path}: the last entry is damaged; run `campaign audit verify` "
+                "and have the security officer investigate before anything is sent"
+            ) from None
+        if entry_hash(last) != h or not hmac.compare_digest(
+            entry_mac(self.key, h), str(last.get("mac"))
+        ):
+            raise AuditError(
+                f"{self.path}: the last entry (seq {seq}) does not verify; "
+                "run `campaign audit verify` before anything is sent"
+            )
+        return _Tail(seq, h, size)
+
+    def append(self, event: str, /, **fields: Any) -> dict[str, Any]:
+        """Append one entry; raises AuditError if it cannot be written (a send must stop)."""
+        if event not in EVENTS:
+            raise AuditError(f"unknown audit event '{event}' (known: {', '.join(EVENTS)})")
+        _check_no_phi(fields, "fields")
+        if self._fd is None:
+            raise AuditError("the audit log is closed")
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                size = os.fstat(self._fd).st_size
+                # another process may have appended since our last entry: re-read the tail
+                tail = (
+                    self._tail if self._tail and self._tail.size == size else self._read_tail(size)
+                )
+                entry: dict[str, Any] = {
+                    "seq": tail.seq + 1,
+                    "time": dt.datetime.now(dt.UTC)
+                    .isoformat(timespec="microseconds")
+                    .replace("+00:00", "Z"),
+                    "event": event,
+                    "fields": fields,
+                    "prev": tail.hash,
+                }
+                entry["hash"] = entry_hash(entry)
+                entry["mac"] = entry_mac(self.key, entry["hash"])
+                data = _canonical(entry) + b"\n"
+                written = os.write(self._fd, data)
+                if written != len(data):
+                    raise OSError(28, "short write to the audit log")
+                self._tail = _Tail(entry["seq"], entry["hash"], size + len(data))
+                self._unsynced += 1
+                if (
+                    event not in _BATCHED
+                    or self._unsynced >= SYNC_EVERY
+                    or time.monotonic() - self._last_sync >= SYNC_SECONDS
+                ):
+                    self._sync_locked()
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        except OSError as exc:
+            raise AuditError(
+                f"{self.path}: audit write failed ({exc.strerror or exc}); "
+                "stopping: nothing more is sent without an audit trail"
+            ) from None
+        return entry
+
+    def _sync_locked(self) -> None:
+        assert self._fd is not None and self._tail is not None
+        os.fsync(self._fd)
+        head = {
+            "seq": self._tail.seq,
+            "hash": self._tail.hash,
+            "mac": head_mac(self.key, self._tail.seq, self._tail.hash),
+            "log": self.path.name,
+        }
+        tmp = self.head.with_name(self.head.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(_canonical(head) + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.head)
+        self._unsynced = 0
+        self._last_sync = time.monotonic()
+
+    def sync(self) -> None:
+        """fsync the log and record the chain head; raises AuditError on failure."""
+        if self._fd is None or self._tail is None or self._unsynced == 0:
+            return
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                if (
+                    os.fstat(self._fd).st_size == self._tail.size
+                ):  # else a newer writer owns the head
+                    self._sync_locked()
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        except OSError as exc:
+            raise AuditError(f"{self.path}: audit sync failed ({exc.strerror or exc})") from None
+
+    def close(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            self.sync()
+        finally:
+            os.close(self._fd)
+            self._fd = None
+
+
+def audit_event(repo: Repo, event: str, /, **fields: Any) -> None:
+    """Record a lint/build/approve/verify event when the audit key is set.
+
+    Without the key (a laptop, a fork's pull request) this warns and does
+    nothing, so that those commands keep working; `send` opens the log itself
+    with `AuditLog.open` and refuses to run without the key.
+    """
+    if not os.environ.get(key_env(repo)):
+        click.echo(
+            f"note: {key_env(repo)} is not set; this {event} is not recorded in the audit log",
+            err=True,
+        )
+        return
+    with AuditLog.open(repo) as log:
+        log.append(event, **fields)
