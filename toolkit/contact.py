@@ -1,115 +1,227 @@
 """A contact record checked against policy/fields.yaml and the reserved keys.
 
-Used for personas (at load time) and for every record of a contact source.
-Values are normalized: dates and datetimes parsed, `list[string]` as tuples.
+Used for personas (at load time) and for every record of a contact source, so it is
+on the plan's hot path: `Normalizer` compiles the schema once into a key -> check
+table and converts a record in place. Values are normalized: dates and datetimes
+parsed (naive datetimes taken as UTC), `list[string]` as tuples, "" as null.
+Problem messages name the key and the expected type, never the value.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from toolkit.models import FieldSpec
 
 Problem = tuple[str, str]  # (key, message)
 
+_UTC = dt.UTC
+_date_from = dt.date.fromisoformat
+_datetime_from = dt.datetime.fromisoformat
+
+
+class Bad(ValueError):
+    """A value that does not fit its field; the message never quotes the value."""
+
 
 def _date(v: Any) -> dt.date:
+    if type(v) is str:
+        try:
+            return _date_from(v)
+        except ValueError:
+            raise Bad("expected an ISO-8601 date (YYYY-MM-DD)") from None
     if isinstance(v, dt.datetime):
         return v.date()
     if isinstance(v, dt.date):
         return v
-    if isinstance(v, str):
-        return dt.date.fromisoformat(v)
-    raise ValueError("expected an ISO-8601 date (YYYY-MM-DD)")
+    raise Bad("expected an ISO-8601 date (YYYY-MM-DD)")
 
 
 def _datetime(v: Any) -> dt.datetime:
-    if isinstance(v, dt.datetime):
+    if type(v) is str:
+        try:
+            d = _datetime_from(v)
+        except ValueError:
+            raise Bad("expected an ISO-8601 date-time") from None
+    elif isinstance(v, dt.datetime):
         d = v
     elif isinstance(v, dt.date):
         d = dt.datetime(v.year, v.month, v.day)
-    elif isinstance(v, str):
-        d = dt.datetime.fromisoformat(v)
     else:
-        raise ValueError("expected an ISO-8601 date-time")
-    return d if d.tzinfo else d.replace(tzinfo=dt.UTC)
+        raise Bad("expected an ISO-8601 date-time")
+    return d if d.tzinfo is not None else d.replace(tzinfo=_UTC)
 
 
-def _convert(type_: str, v: Any) -> Any:
-    if type_ in ("string", "email"):
-        if not isinstance(v, str):
-            raise ValueError("expected a string")
+def _string(v: Any) -> str:
+    if type(v) is str or isinstance(v, str):
         return v
-    if type_ == "integer":
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise ValueError("expected an integer")
+    raise Bad("expected a string")
+
+
+def _integer(v: Any) -> int:
+    if isinstance(v, int) and not isinstance(v, bool):
         return v
-    if type_ == "number":
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ValueError("expected a number")
+    raise Bad("expected an integer")
+
+
+def _number(v: Any) -> int | float:
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
         return v
-    if type_ == "boolean":
-        if not isinstance(v, bool):
-            raise ValueError("expected true or false")
+    raise Bad("expected a number")
+
+
+def _boolean(v: Any) -> bool:
+    if isinstance(v, bool):
         return v
-    if type_ == "date":
-        return _date(v)
-    if type_ == "datetime":
-        return _datetime(v)
-    if type_ == "list[string]":
-        if not isinstance(v, (list, tuple)) or not all(isinstance(i, str) for i in v):
-            raise ValueError("expected a list of strings")
+    raise Bad("expected true or false")
+
+
+def _strings(v: Any) -> tuple[str, ...]:
+    if isinstance(v, (list, tuple)) and all(type(i) is str for i in v):
         return tuple(v)
-    raise ValueError(f"unknown field type {type_}")
+    raise Bad("expected a list of strings")
+
+
+def _id(v: Any) -> str:
+    if isinstance(v, bool) or not isinstance(v, (str, int)):
+        raise Bad("expected a string or integer id")
+    return str(v)
+
+
+_AUTH_KEYS = frozenset(("scope", "granted_on", "expires_on", "revoked_on"))
 
 
 def _authorizations(v: Any) -> tuple[dict[str, Any], ...]:
     if not isinstance(v, (list, tuple)):
-        raise ValueError("expected a list of {scope, granted_on, expires_on, revoked_on}")
+        raise Bad("expected a list of {scope, granted_on, expires_on, revoked_on}")
     out = []
     for a in v:
         if not isinstance(a, Mapping) or not isinstance(a.get("scope"), str):
-            raise ValueError("each authorization needs a scope")
-        extra = set(a) - {"scope", "granted_on", "expires_on", "revoked_on"}
-        if extra:
-            raise ValueError(f"unknown authorization key '{sorted(extra)[0]}'")
+            raise Bad("each authorization needs a scope")
+        if not _AUTH_KEYS.issuperset(a):
+            extra = sorted(str(k) for k in set(a) - _AUTH_KEYS)[0]
+            raise Bad(f"unknown authorization key '{extra[:40]}'")
         out.append(
             {
                 "scope": a["scope"],
-                **{k: (_date(a[k]) if a.get(k) is not None else None) for k in ("granted_on", "expires_on", "revoked_on")},
+                **{
+                    k: (_date(a[k]) if a.get(k) not in (None, "") else None)
+                    for k in ("granted_on", "expires_on", "revoked_on")
+                },
             }
         )
     return tuple(out)
+
+
+# Types whose valid values need no conversion: the hot loop only checks `type(v) is T`.
+_PLAIN: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "email": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+}
+_CONVERT: dict[str, Callable[[Any], Any]] = {
+    "string": _string,
+    "email": _string,
+    "integer": _integer,
+    "number": _number,
+    "boolean": _boolean,
+    "date": _date,
+    "datetime": _datetime,
+    "list[string]": _strings,
+}
+# Reserved keys have fixed types whatever fields.yaml says.
+_RESERVED: dict[str, Callable[[Any], Any]] = {
+    "id": _id,
+    "email": _string,
+    "authorizations": _authorizations,
+    "smime_certificate": _string,
+    "unencrypted_email_ok": _boolean,
+    "no_email": _boolean,
+}
+_RESERVED_PLAIN: dict[str, tuple[type, ...]] = {
+    "email": (str,),
+    "smime_certificate": (str,),
+    "unencrypted_email_ok": (bool,),
+    "no_email": (bool,),
+}
+
+
+def field_types(fields: Mapping[str, FieldSpec]) -> dict[str, str]:
+    """Every key a record may carry, with its type (reserved keys included)."""
+    types = {k: f.type for k, f in fields.items()}
+    types.update(
+        {
+            "id": "string",
+            "email": "email",
+            "authorizations": "authorizations",
+            "smime_certificate": "string",
+            "unencrypted_email_ok": "boolean",
+            "no_email": "boolean",
+        }
+    )
+    return types
+
+
+class Normalizer:
+    """The schema compiled once; `first_problem(record)` converts in place."""
+
+    def __init__(self, fields: Mapping[str, FieldSpec]):
+        self.plain: dict[str, tuple[type, ...]] = {}
+        self.convert: dict[str, Callable[[Any], Any]] = {}
+        for key, spec in fields.items():
+            if key in _RESERVED:
+                continue
+            if spec.type in _PLAIN:
+                self.plain[key] = _PLAIN[spec.type]
+            self.convert[key] = _CONVERT[spec.type]
+        self.plain.update(_RESERVED_PLAIN)
+        self.convert.update(_RESERVED)
+
+    def first_problem(self, record: dict[str, Any]) -> Problem | None:
+        """Normalize `record` in place; return its first problem (key, message) or None."""
+        plain = self.plain
+        convert = self.convert
+        for key, v in record.items():
+            t = plain.get(key)
+            if t is not None and type(v) in t:
+                if v == "":
+                    record[key] = None
+                continue
+            if v is None:
+                continue
+            conv = convert.get(key)
+            if conv is None:
+                return (str(key)[:40], "not a field in policy/fields.yaml nor a reserved key")
+            if v == "":
+                record[key] = None
+                continue
+            try:
+                record[key] = conv(v)
+            except Bad as exc:
+                return (key, str(exc))
+            except (ValueError, TypeError, OverflowError):
+                return (key, f"bad {key}: expected its declared type")
+        return None
+
+    def all_problems(self, record: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
+        out: dict[str, Any] = {}
+        problems: list[Problem] = []
+        for key, value in record.items():
+            one = {key: value}
+            p = self.first_problem(one)
+            if p is None:
+                out[key] = one[key]
+            else:
+                problems.append(p)
+        return out, problems
 
 
 def normalize_contact(
     record: Mapping[str, Any], fields: Mapping[str, FieldSpec]
 ) -> tuple[dict[str, Any], list[Problem]]:
     """Return the normalized record and every problem found (never the values)."""
-    out: dict[str, Any] = {}
-    problems: list[Problem] = []
-    for key, value in record.items():
-        try:
-            if value is None or value == "":
-                out[key] = None
-            elif key == "id":
-                if not isinstance(value, (str, int)) or isinstance(value, bool):
-                    raise ValueError("expected a string or integer id")
-                out[key] = str(value)
-            elif key == "email":
-                out[key] = _convert("email", value)
-            elif key == "authorizations":
-                out[key] = _authorizations(value)
-            elif key == "smime_certificate":
-                out[key] = _convert("string", value)
-            elif key in ("unencrypted_email_ok", "no_email"):
-                out[key] = _convert("boolean", value)
-            elif key in fields:
-                out[key] = _convert(fields[key].type, value)
-            else:
-                problems.append((str(key), "not a field in policy/fields.yaml nor a reserved key"))
-        except (ValueError, TypeError) as exc:
-            problems.append((str(key), str(exc) if "expected" in str(exc) else f"bad {key}: expected its declared type"))
-    return out, problems
+    return Normalizer(fields).all_problems(record)

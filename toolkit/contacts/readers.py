@@ -1,0 +1,197 @@
+"""One reader per source format; each yields SourceRecord(line, record, problem) in order.
+
+Readers hold one record at a time. A problem names the key and what was expected,
+never a value, because the value is contact data.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO, NamedTuple
+
+import orjson
+
+from toolkit.contact import Bad, Normalizer
+from toolkit.contacts.cells import cell_converters
+from toolkit.errors import UserError
+
+
+class SourceRecord(NamedTuple):
+    line: int  # line of the record's start (JSONL, CSV) or row number (SQLite), 1-based
+    record: dict[str, Any] | None  # normalized, or None when invalid
+    problem: str | None  # why it is invalid: key names and expected types only
+
+
+def _problem(p: tuple[str, str]) -> str:
+    return f"key '{p[0]}': {p[1]}"
+
+
+def read_jsonl(f: BinaryIO, norm: Normalizer) -> Iterator[SourceRecord]:
+    loads = orjson.loads
+    decode_error = orjson.JSONDecodeError
+    first_problem = norm.first_problem
+    make = SourceRecord
+    line = 0
+    for raw in f:
+        line += 1
+        try:
+            rec = loads(raw)
+        except decode_error:
+            if line == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark
+                raw = raw[3:]
+                try:
+                    rec = loads(raw)
+                except decode_error:
+                    rec = None
+            else:
+                rec = None
+            if rec is None:
+                if not raw.strip():
+                    continue  # blank lines are not records
+                yield make(line, None, "not valid JSON (one UTF-8 JSON object a line)")
+                continue
+        if type(rec) is not dict:
+            yield make(line, None, "not a JSON object")
+            continue
+        p = first_problem(rec)
+        if p is None:
+            yield make(line, rec, None)
+        else:
+            yield make(line, None, _problem(p))
+
+
+def _check_columns(where: str, columns: list[str], types: dict[str, str]) -> None:
+    seen: set[str] = set()
+    for c in columns:
+        if c not in types:
+            raise UserError(
+                f"column '{c[:40]}' is not a field in policy/fields.yaml nor a reserved key",
+                where=where,
+                fix="rename or drop the column, or declare the field in policy/fields.yaml",
+            )
+        if c in seen:
+            raise UserError(f"column '{c[:40]}' appears twice", where=where, fix="keep one of them")
+        seen.add(c)
+
+
+def _from_cells(
+    row: Any, columns: list[str], convs: list[Callable[[str], Any]], booleans: frozenset[str]
+) -> dict[str, Any]:
+    """A raw record from one row of cells; SQLite may give int/float cells as they are."""
+    rec: dict[str, Any] = {}
+    for key, conv, cell in zip(columns, convs, row, strict=True):
+        if cell is None or cell == "":
+            continue
+        if type(cell) is str:
+            try:
+                rec[key] = conv(cell)
+            except Bad as exc:
+                raise _CellError(key, str(exc)) from None
+        elif type(cell) is int and key in booleans and cell in (0, 1):
+            rec[key] = bool(cell)
+        elif type(cell) is bytes:
+            raise _CellError(key, "expected text, found a BLOB")
+        else:
+            rec[key] = cell
+    return rec
+
+
+class _CellError(Exception):
+    def __init__(self, key: str, message: str):
+        self.key, self.message = key, message
+
+
+def read_csv(
+    f: BinaryIO, norm: Normalizer, types: dict[str, str], where: str
+) -> Iterator[SourceRecord]:
+    text = io.TextIOWrapper(f, encoding="utf-8-sig", newline="")
+    reader = csv.reader(text, strict=True)
+    try:
+        columns = next(reader)
+    except StopIteration:
+        return
+    except (csv.Error, UnicodeDecodeError):
+        raise UserError("the header row is not valid UTF-8 CSV", where=f"{where}:1") from None
+    columns = [c.strip() for c in columns]
+    _check_columns(f"{where}:1", columns, types)
+    all_convs = cell_converters(types)
+    convs = [all_convs[c] for c in columns]
+    booleans = frozenset(k for k, t in types.items() if t == "boolean")
+    first_problem = norm.first_problem
+    start = reader.line_num + 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error:
+            yield SourceRecord(start, None, "malformed CSV row (unbalanced quotes?)")
+            start = reader.line_num + 1
+            continue
+        except UnicodeDecodeError:
+            # the decoder cannot resync inside a line; stop with a clear error
+            raise UserError(
+                "not valid UTF-8", where=f"{where}:{start}", fix="save the file as UTF-8"
+            ) from None
+        line, start = start, reader.line_num + 1
+        if not row:
+            continue
+        if len(row) != len(columns):
+            yield SourceRecord(line, None, f"expected {len(columns)} cells, found {len(row)}")
+            continue
+        try:
+            rec = _from_cells(row, columns, convs, booleans)
+        except _CellError as exc:
+            yield SourceRecord(line, None, f"key '{exc.key}': {exc.message}")
+            continue
+        p = first_problem(rec)
+        yield SourceRecord(line, None, _problem(p)) if p else SourceRecord(line, rec, None)
+
+
+def read_sqlite(
+    path: Path, table: str, norm: Normalizer, types: dict[str, str], where: str
+) -> Iterator[SourceRecord]:
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        cols = [r[1] for r in con.execute(f'PRAGMA table_info("{_ident(table)}")')]
+    except sqlite3.Error:
+        raise UserError("cannot open as a SQLite database", where=where) from None
+    try:
+        if not cols:
+            raise UserError(
+                f"no table '{table}' in the database",
+                where=where,
+                fix="name the table with sqlite:///PATH?table=NAME (default: contacts)",
+            )
+        _check_columns(f"{where} table {table}", cols, types)
+        all_convs = cell_converters(types)
+        convs = [all_convs[c] for c in cols]
+        booleans = frozenset(k for k, t in types.items() if t == "boolean")
+        first_problem = norm.first_problem
+        select = ", ".join(f'"{_ident(c)}"' for c in cols)
+        try:
+            cur = con.execute(f'SELECT {select} FROM "{_ident(table)}" ORDER BY rowid')
+        except sqlite3.OperationalError:  # a WITHOUT ROWID table keeps its primary-key order
+            cur = con.execute(f'SELECT {select} FROM "{_ident(table)}"')
+        for n, row in enumerate(cur, 1):
+            try:
+                rec = _from_cells(row, cols, convs, booleans)
+            except _CellError as exc:
+                yield SourceRecord(n, None, f"key '{exc.key}': {exc.message}")
+                continue
+            p = first_problem(rec)
+            yield SourceRecord(n, None, _problem(p)) if p else SourceRecord(n, rec, None)
+    except sqlite3.DatabaseError:
+        raise UserError(
+            "the database cannot be read (corrupt or not SQLite)", where=where
+        ) from None
+    finally:
+        con.close()
+
+
+def _ident(name: str) -> str:
+    return name.replace('"', '""')
