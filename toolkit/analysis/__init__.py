@@ -1,0 +1,201 @@
+"""Template analysis: which contact fields a campaign's content uses, and where they go.
+
+`analyze_campaign(repo, campaign)` walks the subject, the preheader, the sender's from
+name (when it is a Jinja string) and the template with every partial and macro it
+reaches. It records each `contact.<field>` with its position, every URL attribute of
+the output with the variables that flow into it, the tags of the output (for image
+and language checks), and problems: Jinja syntax (CFG-001), missing partials
+(CFG-002) and anything it cannot follow (CNT-003). What it follows and what it
+refuses is in docs/analysis.md.
+
+Each template's walk is cached per repository root, template name and field set,
+and re-used while the sources it read are unchanged: many campaigns share a template.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import TemplateSyntaxError, nodes
+
+from toolkit.analysis.html import HOLE, TagUse, UrlUse, is_url_attr
+from toolkit.analysis.walker import BUILTINS, CANNOT_FOLLOW, FieldUse, Parsed, Walker
+from toolkit.findings import Finding, Pos
+from toolkit.jinja_env import make_env, make_string_env
+from toolkit.models import Campaign, Repo
+
+__all__ = [
+    "BUILTINS", "CANNOT_FOLLOW", "HOLE", "CampaignAnalysis", "FieldUse", "TagUse", "UrlUse",
+    "analyze_campaign", "is_url_attr",
+]
+
+
+@dataclass(frozen=True)
+class CampaignAnalysis:
+    campaign: str
+    field_uses: tuple[FieldUse, ...]
+    url_uses: tuple[UrlUse, ...]
+    tags: tuple[TagUse, ...]
+    files: tuple[str, ...]
+    problems: tuple[Finding, ...]
+    builtins_used: frozenset[str]
+
+    @property
+    def fields_used(self) -> frozenset[str]:
+        return frozenset(u.field for u in self.field_uses)
+
+    @property
+    def complete(self) -> bool:
+        """False when a syntax error or a missing partial hid part of the content."""
+        return not any(p.rule in ("CFG-001", "CFG-002") for p in self.problems)
+
+    def uses_in(self, *parts: str) -> list[FieldUse]:
+        return [u for u in self.field_uses if u.part in parts]
+
+
+@dataclass(frozen=True)
+class _TemplateResult:
+    uses: tuple[FieldUse, ...]
+    urls: tuple[UrlUse, ...]
+    tags: tuple[TagUse, ...]
+    files: tuple[str, ...]
+    problems: tuple[Finding, ...]
+    builtins: frozenset[str]
+
+
+# (root, template name, fields) -> (sources read: ((name, source or None), ...), result)
+_Key = tuple[str, str, frozenset[str]]
+_CACHE: dict[_Key, tuple[tuple[tuple[str, str | None], ...], _TemplateResult]] = {}
+_CACHE_MAX = 2048
+
+
+@lru_cache(maxsize=4096)
+def _parse(root: Path, name: str, source: str) -> Parsed:
+    file = f"templates/{name}"
+    parsed = Parsed(file=file, lines=source.splitlines())
+    try:
+        parsed.ast = make_env(root / "templates").parse(source, name, file)
+    except TemplateSyntaxError as exc:
+        parsed.error = (exc.message or "invalid syntax", exc.lineno or 1)
+    return parsed
+
+
+@lru_cache(maxsize=8192)
+def _parse_string(source: str) -> nodes.Template | TemplateSyntaxError:
+    try:
+        return _string_env().parse(source)
+    except TemplateSyntaxError as exc:
+        return exc
+
+
+@lru_cache(maxsize=1)
+def _string_env() -> Any:
+    return make_string_env()
+
+
+def _source(repo: Repo, name: str) -> str | None:
+    tpl = repo.templates.get(name)
+    if tpl is not None:
+        return tpl.source
+    # a partial that is not .mjml (the loader only collects .mjml): read it from disk
+    base = (repo.root / "templates").resolve()
+    path = (base / name).resolve()
+    if base not in path.parents or not path.is_file():
+        return None
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _analyze_template(repo: Repo, name: str, fields: frozenset[str]) -> _TemplateResult:
+    key = (str(repo.root), name, fields)
+    hit = _CACHE.get(key)
+    if hit is not None and all(_source(repo, n) == s for n, s in hit[0]):
+        return hit[1]
+    read: dict[str, str | None] = {}
+
+    def resolve(tname: str) -> Parsed | None:
+        src = _source(repo, tname)
+        read[tname] = src
+        return _parse(repo.root, tname, src) if src is not None else None
+
+    walker = Walker(resolve, fields)
+    top = resolve(name)
+    if top is not None and top.error is not None:
+        message, line = top.error
+        walker.problems.append(Finding(rule="CFG-001", pos=Pos(top.file, line),
+                                       message=f"template syntax: {message}; fix the Jinja syntax"))
+        walker.files[top.file] = None
+    elif top is not None:
+        walker.template(top, {})
+        walker.uncalled_macros()
+    result = _TemplateResult(
+        uses=tuple(dict.fromkeys(walker.uses)),
+        urls=tuple(walker.urls),
+        tags=tuple(walker.tags),
+        files=tuple(walker.files),
+        problems=tuple(dict.fromkeys(walker.problems)),
+        builtins=frozenset(walker.builtins),
+    )
+    if len(_CACHE) >= _CACHE_MAX:
+        _CACHE.clear()
+    _CACHE[key] = (tuple(read.items()), result)
+    return result
+
+
+def _analyze_string(source: str, pos: Pos, part: str, fields: frozenset[str]) -> Walker:
+    walker = Walker(lambda _name: None, fields, part=part)
+    walker.file = pos.file
+    walker.line_offset = pos.line - 1
+    walker.default_column = pos.column
+    ast = _parse_string(source)
+    if isinstance(ast, TemplateSyntaxError):
+        message = f"{part}: template syntax: {ast.message}; fix the Jinja syntax"
+        walker.problems.append(Finding(rule="CFG-001", pos=pos, message=message))
+        return walker
+    walker.line_offset = pos.line - 1
+    walker.body(ast.body, {})
+    return walker
+
+
+def analyze_campaign(repo: Repo, campaign: Campaign) -> CampaignAnalysis:
+    fields = frozenset(repo.fields)
+    uses: list[FieldUse] = []
+    problems: list[Finding] = []
+    builtins: set[str] = set()
+    strings: list[tuple[str, Pos, str]] = [(campaign.subject, campaign.pos("subject"), "subject")]
+    if campaign.preheader:
+        strings.append((campaign.preheader, campaign.pos("preheader"), "preheader"))
+    sender = repo.config.senders.get(campaign.sender) if repo.config is not None else None
+    if sender is not None and sender.from_name and "{" in sender.from_name:
+        strings.append((sender.from_name, sender.pos("from_name"), "from_name"))
+    for source, pos, part in strings:
+        if "{" not in source:  # plain text: nothing to parse
+            continue
+        w = _analyze_string(source, pos, part, fields)
+        uses += w.uses
+        problems += w.problems
+        builtins |= w.builtins
+    urls: tuple[UrlUse, ...] = ()
+    tags: tuple[TagUse, ...] = ()
+    files: tuple[str, ...] = ()
+    template = repo.template_for(campaign)
+    if template is not None:
+        result = _analyze_template(repo, template.name, fields)
+        uses += result.uses
+        problems += result.problems
+        builtins |= result.builtins
+        urls, tags, files = result.urls, result.tags, result.files
+    return CampaignAnalysis(
+        campaign=campaign.id,
+        field_uses=tuple(dict.fromkeys(uses)),
+        url_uses=urls,
+        tags=tags,
+        files=files,
+        problems=tuple(dict.fromkeys(problems)),
+        builtins_used=frozenset(builtins),
+    )
