@@ -159,6 +159,13 @@ class AuditLog:
         log._open()
         return log
 
+    @classmethod
+    def at(cls, path: Path, head: Path, key: bytes) -> AuditLog:
+        """Open a log at an explicit place (tests, tools); `open(repo)` is the usual way."""
+        log = cls(path, head, key)
+        log._open()
+        return log
+
     def _open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -55,6 +55,7 @@ def _load_head(head: Path, key: bytes, report: AuditReport) -> tuple[int, str] |
 def verify_log(path: Path, head: Path, key: bytes) -> AuditReport:
     report = AuditReport()
     recorded = _load_head(head, key, report)
+    head_bad = bool(report.problems)
     hashes_at_head: str | None = None
     expected, prev = 1, GENESIS
     prev_line = 0
@@ -99,23 +100,22 @@ def verify_log(path: Path, head: Path, key: bytes) -> AuditReport:
                 gone = f"seq {expected}" if seq == expected + 1 else f"seq {expected}..{seq - 1}"
                 report.problem(f"{where}: expected seq {expected}: {gone} deleted or moved")
             elif seq < expected:
-                report.problem(
-                    f"{where}: seq {seq} comes after seq {expected - 1}: "
-                    "entries were reordered or inserted"
-                )
+                report.problem(f"{where}: seq {seq} comes after seq {expected - 1}: "
+                               "entries were reordered or inserted")
             elif prev and entry.get("prev") != prev:
                 before = f"line {prev_line}" if prev_line else "the start of the log"
-                report.problem(
-                    f"{where}: 'prev' does not match the hash of the entry before it "
-                    f"({before}): an entry was removed, inserted or edited"
-                )
+                report.problem(f"{where}: 'prev' does not match the hash of the entry before it "
+                               f"({before}): an entry was removed, inserted or edited")
             if recorded is not None and seq == recorded[0]:
                 hashes_at_head = entry["hash"]
-            expected, prev, prev_line = seq + 1, entry["hash"], lineno
-            report.last_seq = max(report.last_seq, seq)
+            if seq >= expected:
+                # an out-of-order entry does not move the chain: the next entry links to the
+                # highest seq seen, so one moved entry is reported once, not at every later line
+                expected, prev, prev_line = seq + 1, entry["hash"], lineno
     last = expected - 1
+    report.last_seq = last
     if recorded is None:
-        if report.entries:
+        if report.entries and not head_bad:
             report.problem(
                 f"chain head {head} is missing: a truncated tail cannot be ruled out "
                 "(restore the state folder, or investigate)"
