@@ -1,25 +1,53 @@
-"""Rendering core: Jinja (sandboxed, strict, autoescaped) renders MJML, then
-mjml-python compiles it to HTML. (Issue 3 adds the rendering fixes of DESIGN.md.)
+"""Rendering: Jinja (sandboxed, strict, autoescaped) renders MJML, then
+mjml-python compiles it to HTML, with the fixes of DESIGN.md "Rendering notes"
+(docs/rendering.md):
+
+- whitespace inside attribute values is collapsed before compiling, because
+  mjml-python turns a line break there into a literal `\\n` and the style is lost;
+- `<mj-style inline="inline">` CSS is taken out before compiling and inlined into
+  the compiled HTML with css-inline (remote stylesheets off), as mjml does with juice;
+- fonts are the organization's own (`organization.fonts`), none by default, so
+  no message makes a mail client fetch fonts from a third party;
+- the campaign's preheader becomes the `<mj-preview>` when the template has none;
+- the text alternative comes from the compiled HTML (toolkit.plaintext).
+
+Templates come from the loaded repository (the same text the digest hashes),
+never re-read from disk, and are compiled once per repository and campaign.
+MJML structure is validated separately (toolkit.mjml_check), for lint and build.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
+import traceback
+import weakref
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
+import css_inline
 import mjml
+from jinja2 import FunctionLoader, Template, TemplateError, TemplateSyntaxError
+from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import escape
 
 from toolkit.jinja_env import make_env, make_string_env
 from toolkit.models import Campaign, Repo
+from toolkit.plaintext import html_to_text
 
 PREVIEW_UNSUBSCRIBE_URL = "https://unsubscribe.invalid/preview-token"
 PREVIEW_VIEW_ONLINE_URL = "https://view.invalid/preview"
+# Previews (build, lint, `campaign render`) render "as of" the campaign's schedule, or this
+# fixed moment when it has none, so that the same inputs always give the same bytes.
+PREVIEW_NOW = dt.datetime(2026, 1, 1, 9, 0, tzinfo=dt.UTC)
 
 
 class RenderError(Exception):
+    """A campaign cannot render. `message` never quotes contact data."""
+
     def __init__(self, message: str, file: str, line: int = 1):
-        super().__init__(message)
+        super().__init__(f"{file}:{line}: {message}")
         self.message = message
         self.file = file
         self.line = line
@@ -36,8 +64,175 @@ class RenderedMessage:
     mjml: str
 
 
+# --- MJML fixes -------------------------------------------------------------------------
+
+# an attribute value (after `=`) holding a tab or line break; `<` and `>` excluded so
+# that text between tags is never taken for a value
+_ATTR_WS = re.compile(r"""=(\s*)("[^"<>]*[\t\n\r][^"<>]*"|'[^'<>]*[\t\n\r][^'<>]*')""")
+_SPACES = re.compile(r"\s+")
+_INLINE_STYLE = re.compile(
+    r"""<mj-style\b[^>]*?\binline\s*=\s*["']inline["'][^>]*>(.*?)</mj-style\s*>""", re.DOTALL)
+_HEAD_OPEN = re.compile(r"<mj-head\b[^>]*>")
+_ROOT_OPEN = re.compile(r"<mjml\b[^>]*>")
+
+
+def _collapse(m: re.Match[str]) -> str:
+    value = m.group(2)
+    quote = value[0]
+    return "=" + quote + _SPACES.sub(" ", value[1:-1]).strip() + quote
+
+
+def normalize_attributes(source: str) -> str:
+    """Collapse whitespace runs inside attribute values to one space."""
+    return _ATTR_WS.sub(_collapse, source)
+
+
+def extract_inline_styles(source: str) -> tuple[str, str]:
+    """(MJML without its `mj-style inline="inline"` blocks, their CSS joined)."""
+    if "mj-style" not in source:
+        return source, ""
+    css: list[str] = []
+
+    def take(m: re.Match[str]) -> str:
+        css.append(m.group(1))
+        return ""
+
+    return _INLINE_STYLE.sub(take, source), "\n".join(css)
+
+
+def add_preview(source: str, preheader: str) -> str:
+    """Put the preheader in `<mj-preview>` unless the template has its own."""
+    if not preheader or "<mj-preview" in source:
+        return source
+    preview = f"<mj-preview>{escape(preheader)}</mj-preview>"
+    m = _HEAD_OPEN.search(source)
+    if m:
+        return source[: m.end()] + preview + source[m.end():]
+    m = _ROOT_OPEN.search(source)
+    if m:
+        return source[: m.end()] + f"<mj-head>{preview}</mj-head>" + source[m.end():]
+    return source
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """What a campaign needs to render, compiled once."""
+
+    template: Template
+    subject: Template
+    preheader: Template
+    fonts: dict[str, str]
+
+
+@lru_cache(maxsize=64)
+def _inliner(css: str) -> css_inline.CSSInliner:
+    return css_inline.CSSInliner(
+        inline_style_tags=False,  # only the mj-style inline CSS, like mjml's juice step
+        keep_style_tags=True,
+        keep_link_tags=True,
+        load_remote_stylesheets=False,
+        extra_css=css,
+    )
+
+
+def compile_mjml(source: str, *, fonts: dict[str, str]) -> str:
+    """Rendered MJML -> HTML with the fixes above (preview already added)."""
+    source, css = extract_inline_styles(normalize_attributes(source))
+    html = mjml.mjml2html(source, fonts=fonts)
+    return _inliner(css).inline(html) if css else html
+
+
+# --- compiled templates, per repository ---------------------------------------------------
+
+_CACHE: dict[int, dict[str, _Compiled]] = {}
+_ENVS: dict[int, SandboxedEnvironment] = {}
+
+
+def _forget(key: int) -> None:
+    _CACHE.pop(key, None)
+    _ENVS.pop(key, None)
+
+
+def repo_env(repo: Repo) -> SandboxedEnvironment:
+    """The Jinja environment over the repository's loaded templates (not the disk),
+    with the configuration of toolkit.jinja_env. File names are repository-relative."""
+    key = id(repo)
+    env = _ENVS.get(key)
+    if env is None:
+        def load(name: str) -> tuple[str, str, Any] | None:
+            t = repo.templates.get(name)
+            return (t.source, t.file, lambda: True) if t is not None else None
+
+        env = make_env(repo.root / "templates").overlay(loader=FunctionLoader(load))
+        _ENVS[key] = env
+        _CACHE.setdefault(key, {})
+        weakref.finalize(repo, _forget, key)
+    return env
+
+
+def _compiled(repo: Repo, campaign: Campaign) -> _Compiled:
+    env = repo_env(repo)
+    per_repo = _CACHE[id(repo)]
+    got = per_repo.get(campaign.id)
+    if got is not None:
+        return got
+    template = repo.template_for(campaign)
+    if template is None:
+        raise RenderError(f"template '{campaign.template}' not found under templates/",
+                          campaign.file, campaign.pos("template").line)
+    try:
+        main = env.get_template(template.name)
+    except TemplateSyntaxError as exc:
+        raise RenderError(f"template syntax: {exc.message}", exc.filename or template.file,
+                          exc.lineno or 1) from None
+    except TemplateError as exc:
+        raise _template_error(exc, template.file) from None
+    senv = make_string_env()
+    strings = {}
+    for key in ("subject", "preheader"):
+        try:
+            strings[key] = senv.from_string(getattr(campaign, key))
+        except TemplateSyntaxError as exc:
+            raise RenderError(f"{key}: template syntax: {exc.message}", campaign.file,
+                              campaign.pos(key).line) from None
+    cfg = repo.config
+    fonts = dict(cfg.organization.fonts) if cfg is not None else {}
+    got = _Compiled(main, strings["subject"], strings["preheader"], fonts)
+    per_repo[campaign.id] = got
+    return got
+
+
+def _template_error(exc: BaseException, default_file: str) -> RenderError:
+    """Where in the templates a render failed. The message names the problem, never a value."""
+    file, line = default_file, 1
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename.startswith("templates/"):
+            file, line = frame.filename, frame.lineno or 1
+    if isinstance(exc, TemplateError):
+        # UndefinedError and SecurityError name variables and attributes, not their values
+        detail = exc.message or type(exc).__name__
+    else:
+        detail = (f"{type(exc).__name__} while rendering "
+                  "(a filter or operation got an unsuitable value)")
+    return RenderError(detail, file, line)
+
+
+# --- rendering ----------------------------------------------------------------------------
+
+
+def preview_now(campaign: Campaign) -> dt.datetime:
+    """The fixed moment previews render at: the schedule, or PREVIEW_NOW."""
+    s = campaign.schedule
+    if isinstance(s, dt.datetime):
+        return s if s.tzinfo else s.replace(tzinfo=dt.UTC)
+    if isinstance(s, dt.date):
+        return dt.datetime(s.year, s.month, s.day, 9, 0, tzinfo=dt.UTC)
+    return PREVIEW_NOW
+
+
 def template_context(repo: Repo, campaign: Campaign, contact: dict[str, Any], *,
-                     unsubscribe_url: str, view_online_url: str, now: dt.datetime) -> dict[str, Any]:
+                     unsubscribe_url: str, view_online_url: str,
+                     now: dt.datetime) -> dict[str, Any]:
     cfg = repo.config
     assert cfg is not None
     sender = cfg.senders[campaign.sender]
@@ -50,7 +245,8 @@ def template_context(repo: Repo, campaign: Campaign, contact: dict[str, Any], *,
             "ad_label": sender.ad_label,
             "postal_address": sender.postal_address or cfg.organization.postal_address,
         },
-        "organization": {"name": cfg.organization.name, "postal_address": cfg.organization.postal_address},
+        "organization": {"name": cfg.organization.name,
+                         "postal_address": cfg.organization.postal_address},
         "campaign": {"id": campaign.id, "title": campaign.title, "purpose": campaign.purpose},
         "unsubscribe_url": unsubscribe_url,
         "view_online_url": view_online_url,
@@ -58,29 +254,72 @@ def template_context(repo: Repo, campaign: Campaign, contact: dict[str, Any], *,
     }
 
 
-def render_campaign(repo: Repo, campaign: Campaign, contact: dict[str, Any], *, persona: str | None = None,
+def render_mjml(repo: Repo, campaign: Campaign, ctx: dict[str, Any]) -> str:
+    """Only the Jinja step: the MJML this campaign renders to for one context."""
+    comp = _compiled(repo, campaign)
+    try:
+        return comp.template.render(ctx)
+    except Exception as exc:  # reported with its template line, without values
+        template = repo.template_for(campaign)
+        raise _template_error(exc, template.file if template else campaign.file) from None
+
+
+def render_campaign(repo: Repo, campaign: Campaign, contact: dict[str, Any], *,
+                    persona: str | None = None,
                     unsubscribe_url: str = PREVIEW_UNSUBSCRIBE_URL,
                     view_online_url: str = PREVIEW_VIEW_ONLINE_URL,
                     now: dt.datetime | None = None) -> RenderedMessage:
-    template = repo.template_for(campaign)
-    if template is None:
-        raise RenderError(f"template '{campaign.template}' not found", campaign.file)
+    """One message for one contact. Raises RenderError (file, line) when it cannot render."""
+    if repo.config is None or campaign.sender not in repo.config.senders:
+        raise RenderError(f"sender '{campaign.sender}' is not defined in toolkit.yaml",
+                          campaign.file, campaign.pos("sender").line)
+    comp = _compiled(repo, campaign)
     ctx = template_context(repo, campaign, contact, unsubscribe_url=unsubscribe_url,
                            view_online_url=view_online_url, now=now or dt.datetime.now(dt.UTC))
-    env = make_env(repo.root / "templates")
-    source = env.get_template(template.name).render(ctx)
-    html = mjml.mjml2html(source)
-    senv = make_string_env()
-    subject = senv.from_string(campaign.subject).render(ctx)
-    preheader = senv.from_string(campaign.preheader).render(ctx)
-    return RenderedMessage(campaign.id, persona, subject, preheader, html, "", source)
+    strings = []
+    for key, tmpl in (("subject", comp.subject), ("preheader", comp.preheader)):
+        try:
+            strings.append(tmpl.render(ctx))
+        except Exception as exc:
+            err = _template_error(exc, campaign.file)
+            raise RenderError(f"{key}: {err.message}", campaign.file,
+                              campaign.pos(key).line) from None
+    subject, preheader = strings
+    source = add_preview(render_mjml(repo, campaign, ctx), preheader)
+    try:
+        html = compile_mjml(source, fonts=comp.fonts)
+    except ValueError as exc:
+        template = repo.template_for(campaign)
+        raise RenderError(f"MJML does not compile ({exc}); `campaign lint` shows the line",
+                          template.file if template else campaign.file) from None
+    text = html_to_text(html)
+    return RenderedMessage(campaign.id, persona, subject, preheader, html, text, source)
+
+
+def preview_unsubscribe_url(repo: Repo, campaign: Campaign, contact: dict[str, Any]) -> str:
+    """The campaign's real unsubscribe URL with a preview token (toolkit.message)."""
+    from toolkit.message import preview_token
+
+    cfg = repo.config
+    url = cfg.unsubscribe.url if cfg is not None else None
+    if not url:
+        return PREVIEW_UNSUBSCRIBE_URL
+    return url.replace("{token}", preview_token(repo, campaign, contact))
+
+
+def render_preview(repo: Repo, campaign: Campaign, persona: str) -> RenderedMessage:
+    """A persona's preview: fixed time, preview unsubscribe token; deterministic."""
+    contact = repo.personas[persona].contact
+    return render_campaign(repo, campaign, contact, persona=persona,
+                           unsubscribe_url=preview_unsubscribe_url(repo, campaign, contact),
+                           now=preview_now(campaign))
 
 
 def render_for_lint(repo: Repo, campaign: Campaign) -> list[RenderedMessage]:
     out = []
-    for name, persona in repo.personas.items():
+    for name in repo.personas:
         try:
-            out.append(render_campaign(repo, campaign, persona.contact, persona=name))
-        except Exception:  # noqa: BLE001 - the analysis reports why a template cannot render
+            out.append(render_preview(repo, campaign, name))
+        except RenderError:  # the analysis and check_mjml report why a template cannot render
             continue
     return out

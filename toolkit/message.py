@@ -1,0 +1,152 @@
+"""The reference MIME builder: one rendered message for one recipient (DESIGN.md §5).
+
+A fast byte builder (toolkit.send) must produce the same bytes; the choices that
+decide them are fixed here and documented in docs/rendering.md:
+
+- policy: email.policy.SMTP (CRLF, RFC 2047 for non-ASCII headers, folding at 78),
+  except List-Unsubscribe, List-Unsubscribe-Post and Message-ID, written unfolded
+  on one line: the email package would otherwise RFC 2047-encode the long URL
+  and break one-click unsubscribe;
+- multipart/alternative: text/plain then text/html, both UTF-8 quoted-printable;
+- the MIME boundary and the Message-ID are derived from the campaign digest and
+  the recipient's normalized address: the same message is the same bytes;
+- header values built from anything contact-derived (subject, names, address)
+  have control characters replaced, so no value can add a header.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import urllib.parse
+from email.headerregistry import Address
+from email.message import EmailMessage, MIMEPart
+from email.policy import EmailPolicy
+from email.utils import format_datetime
+from typing import Any
+
+from toolkit.models import Campaign, Repo
+from toolkit.pseudonym import normalize_address, pseudonym
+from toolkit.render import RenderedMessage
+from toolkit.tokens import make_token, suppression_kind
+
+# Previews (`campaign render --format eml`, the preview site) sign unsubscribe tokens
+# with this fixed, public key: a preview token never verifies against the real secret,
+# so a preview link can never unsubscribe anybody, and builds stay byte-identical.
+PREVIEW_SECRET = b"campaign-preview-secret: not a secret, never accepted by the endpoint"
+PREVIEW_PSEUDONYM_KEY = b"campaign-preview-pseudonym-key"
+
+_UNFOLDED = frozenset({"list-unsubscribe", "list-unsubscribe-post", "message-id"})
+# C0 and C1 controls, DEL, and Unicode line and paragraph separators
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+class _Policy(EmailPolicy):
+    def fold(self, name: str, value: str) -> str:
+        if name.lower() in _UNFOLDED:
+            return f"{name}: {value}{self.linesep}"
+        return super().fold(name, value)
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        if name.lower() in _UNFOLDED:
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        return super().fold_binary(name, value)
+
+
+POLICY = _Policy(linesep="\r\n")  # email.policy.SMTP, but for the unfolded headers
+
+
+def clean_header(value: str | None) -> str:
+    """A header value with control characters (CR, LF, NUL, ...) replaced by a space."""
+    return " ".join(_CONTROL.sub(" ", value or "").split())
+
+
+def _address(display_name: str | None, addr: str) -> Address:
+    addr = clean_header(addr)
+    if not addr or " " in addr or addr.count("@") != 1:
+        raise ValueError("not a usable email address")
+    local, domain = addr.split("@")
+    return Address(display_name=clean_header(display_name), username=local, domain=domain)
+
+
+def _hash(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+
+
+def message_id(digest: str, address: str, domain: str) -> str:
+    """Stable for a campaign version and a recipient: a resend is recognisably the same mail."""
+    return f"<{_hash('message-id', digest, normalize_address(address))[:40]}@{domain}>"
+
+
+def wants_list_unsubscribe(repo: Repo, campaign: Campaign) -> bool:
+    """Commercial mail (CAN-SPAM) and fundraising (164.514(f) opt-out) carry one-click."""
+    return repo.is_commercial(campaign) or repo.base_purpose(campaign.purpose) == "fundraising"
+
+
+def list_unsubscribe(repo: Repo, token: str) -> tuple[str | None, str | None]:
+    """(List-Unsubscribe value, List-Unsubscribe-Post value) for a token."""
+    cfg = repo.config
+    if cfg is None:
+        return None, None
+    uris = []
+    url = cfg.unsubscribe.url
+    if url:
+        uris.append("<" + url.replace("{token}", urllib.parse.quote(token, safe="")) + ">")
+    if cfg.unsubscribe.mailto:
+        subject = urllib.parse.quote(f"unsubscribe {token}", safe="")
+        uris.append(f"<mailto:{cfg.unsubscribe.mailto}?subject={subject}>")
+    if not uris:
+        return None, None
+    # RFC 8058: one-click needs an https URI in List-Unsubscribe
+    post = "List-Unsubscribe=One-Click" if url and url.startswith("https://") else None
+    return ", ".join(uris), post
+
+
+def build_message(repo: Repo, campaign: Campaign, contact: dict[str, Any],
+                  rendered: RenderedMessage, *, digest: str, token: str,
+                  now: dt.datetime) -> EmailMessage:
+    """The complete message as it is sent (before DKIM or S/MIME)."""
+    cfg = repo.config
+    if cfg is None or campaign.sender not in cfg.senders:
+        raise ValueError(f"sender '{campaign.sender}' is not defined in toolkit.yaml")
+    sender = cfg.senders[campaign.sender]
+    if not sender.from_address:
+        raise ValueError(f"sender '{campaign.sender}' has no from_address")
+    to_addr = clean_header(str(contact.get("email") or ""))
+    from_ = _address(sender.from_name, sender.from_address)
+
+    msg = EmailMessage(policy=POLICY)
+    msg["From"] = from_
+    msg["To"] = _address(None, to_addr)
+    if sender.reply_to:
+        msg["Reply-To"] = _address(None, sender.reply_to)
+    msg["Subject"] = clean_header(rendered.subject)
+    msg["Date"] = format_datetime(now if now.tzinfo else now.replace(tzinfo=dt.UTC))
+    msg["Message-ID"] = message_id(digest, to_addr, from_.domain)
+    if wants_list_unsubscribe(repo, campaign):
+        value, post = list_unsubscribe(repo, token)
+        if value:
+            msg["List-Unsubscribe"] = value
+        if post:
+            msg["List-Unsubscribe-Post"] = post
+    msg["MIME-Version"] = "1.0"
+
+    text = MIMEPart(policy=POLICY)
+    text.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    html = MIMEPart(policy=POLICY)
+    html.set_content(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    msg.make_alternative()
+    msg.attach(text)
+    msg.attach(html)
+    msg.set_boundary("=_" + _hash("boundary", digest, normalize_address(to_addr))[:32])
+    return msg
+
+
+def preview_token(repo: Repo, campaign: Campaign, contact: dict[str, Any]) -> str:
+    """An unsubscribe token for previews: well-formed, signed with PREVIEW_SECRET."""
+    who = str(contact.get("email") or contact.get("id") or "preview")
+    kind = suppression_kind(base_purpose=repo.base_purpose(campaign.purpose),
+                            commercial=repo.is_commercial(campaign))
+    return make_token(PREVIEW_SECRET, pseudonym=pseudonym(who, PREVIEW_PSEUDONYM_KEY),
+                      campaign=campaign.id, kind=kind)
