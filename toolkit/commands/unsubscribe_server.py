@@ -35,6 +35,7 @@ def unsubscribe_server(app: App, host: str, port: int, access_log: bool) -> None
         sock.close()
         raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}",
                         fix="choose another --port, or stop the program using it") from exc
+    sock.listen(128)  # connections made from here on wait in the backlog until uvicorn serves
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     path = route_path(repo.config.unsubscribe.url if repo.config else None)

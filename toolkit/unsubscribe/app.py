@@ -146,9 +146,11 @@ class _Store:
 
 
 def suppression_path(repo: Repo) -> Path:
-    from toolkit.suppression import store_path
+    """The store `plan` and `send` read: toolkit.yaml `state:` folder."""
+    from toolkit.state import state_dir
+    from toolkit.suppression import FILE_NAME
 
-    return store_path(repo)
+    return state_dir(repo) / FILE_NAME
 
 
 def create_app(repo: Repo | Path | str, *, secrets: Sequence[bytes] | None = None,
@@ -204,15 +206,22 @@ def create_app(repo: Repo | Path | str, *, secrets: Sequence[bytes] | None = Non
         except FormError:
             fields = {}
         if is_one_click(fields):
-            await store.suppress(token, token.kind, "one-click")
-            log.info("unsubscribed (one-click) campaign=%s kind=%s", token.campaign, token.kind)
-            return PlainTextResponse("Unsubscribed.\n")
-        choice = fields.get("choice")
-        if choice not in ("kind", "all"):
+            kind, via = token.kind, "one-click"
+        elif fields.get("choice") in ("kind", "all"):
+            kind, via = (token.kind if fields["choice"] == "kind" else "all"), "page"
+        else:
             return invalid("The request did not say what to unsubscribe from.")
-        kind = token.kind if choice == "kind" else "all"
-        await store.suppress(token, kind, "page")
-        log.info("unsubscribed (page) campaign=%s kind=%s", token.campaign, kind)
+        try:
+            await store.suppress(token, kind, via)
+        except (sqlite3.Error, OSError) as exc:
+            # the sender retries a one-click POST that fails; a person can press again
+            log.error("suppression store write failed: %s", type(exc).__name__)
+            return PlainTextResponse(
+                "The unsubscribe could not be recorded just now; please try again.\n",
+                status_code=503, headers={"retry-after": "60"})
+        log.info("unsubscribed (%s) campaign=%s kind=%s", via, token.campaign, kind)
+        if via == "one-click":
+            return PlainTextResponse("Unsubscribed.\n")
         return HTMLResponse(pages.done_page(organization=org, kind=kind))
 
     async def healthz(request: Request) -> Response:
