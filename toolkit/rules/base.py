@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from toolkit.findings import Finding, Severity
+from toolkit.findings import Finding, Pos, Severity
 
 if TYPE_CHECKING:
     from toolkit.lint import CampaignContext, RepoContext
@@ -38,7 +38,7 @@ class Rule:
         return self.id.rsplit("-", 1)[0]
 
 
-def finding(rule: str, message: str, pos, campaign: str | None = None) -> Finding:  # noqa: ANN001
+def finding(rule: str, message: str, pos: Pos, campaign: str | None = None) -> Finding:
     """Severity is attached by the engine from the registry."""
     return Finding(rule=rule, message=message, pos=pos, campaign=campaign)
 

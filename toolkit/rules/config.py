@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from toolkit.findings import Finding, Severity
 from toolkit.lint import RepoContext
 from toolkit.rules.base import Rule
+from toolkit.rules.segments import check_segments
 
 
-def _from_loader(rule_id: str):  # noqa: ANN202
+def _from_loader(rule_id: str) -> Callable[[RepoContext], Iterator[Finding]]:
     def check(ctx: RepoContext) -> Iterator[Finding]:
         # the loader reports these while loading; the rule only documents them
         return iter(())
@@ -21,19 +22,36 @@ RULES = (
     Rule(
         id="CFG-001",
         severity=Severity.ERROR,
-        summary="A file does not match its schema: YAML syntax, unknown key, wrong type, missing required key.",
+        summary="A file does not match its schema: YAML syntax, unknown key, wrong type, missing "
+        "required key.",
         citation="DESIGN.md §2 (repository format)",
-        fix="Correct the key or value at the reported line; `campaign rules` and docs/format.md list every key.",
+        fix="Correct the key or value at the reported line; docs/format.md lists every key and "
+        "its type.",
         scope="repo",
         check=_from_loader("CFG-001"),
     ),
     Rule(
         id="CFG-002",
         severity=Severity.ERROR,
-        summary="A reference does not resolve: template, partial, segment, sender, relay, authorization scope, field.",
+        summary="A reference does not resolve: template, partial, segment, sender, relay, "
+        "authorization scope, field.",
         citation="DESIGN.md §2 (repository format)",
-        fix="Create the referenced file or entry, or correct the name so it matches an existing one.",
+        fix="Create the referenced file or entry, or correct the name so it matches an existing "
+        "one.",
         scope="repo",
         check=_from_loader("CFG-002"),
+    ),
+    Rule(
+        id="SEG-001",
+        severity=Severity.ERROR,
+        summary="A segment condition uses an unknown operator, or an operator that does not fit "
+        "the field's type.",
+        citation="DESIGN.md §2 (segments)",
+        fix="Use one of ==, !=, <, <=, >, >=, in, not in, contains, exists, within_days, "
+        "older_than_days, with a value of the field's type: comparisons on numbers and dates, "
+        "contains on lists and strings, within_days and older_than_days (a whole number of "
+        "days) on dates, in and not in with a list.",
+        scope="repo",
+        check=check_segments,
     ),
 )

@@ -1,0 +1,116 @@
+"""What rules look for in a rendered message body: links, visible text, byte offsets.
+
+Rules read the real output of `render_for_lint` (rendered with the preview unsubscribe
+URL), so a link that a condition or a partial hides is judged as the recipient sees it.
+"""
+
+from __future__ import annotations
+
+import html as htmllib
+import re
+from html.parser import HTMLParser
+from typing import TYPE_CHECKING
+
+from toolkit.render import PREVIEW_UNSUBSCRIBE_URL
+
+if TYPE_CHECKING:
+    from toolkit.lint import CampaignContext
+    from toolkit.render import RenderedMessage
+
+_WS = re.compile(r"\s+")
+
+
+class _Scan(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.hrefs: list[str] = []
+        self.text: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("style", "script", "head", "title"):
+            self._skip += 1
+        if tag == "a":
+            for k, v in attrs:
+                if k == "href" and v:
+                    self.hrefs.append(v.strip())
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("style", "script", "head", "title") and self._skip:
+            self._skip -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.text.append(data)
+
+
+def _scan(html: str) -> _Scan:
+    s = _Scan()
+    s.feed(html)
+    s.close()
+    return s
+
+
+def hrefs(html: str) -> list[str]:
+    """Every <a href> in the body, entity-decoded."""
+    return _scan(html).hrefs
+
+
+def unsubscribe_urls(ctx: CampaignContext, rendered: RenderedMessage) -> tuple[str, ...]:
+    """The unsubscribe URLs a lint render may carry: the campaign's real URL with the
+    persona's preview token (as render_for_lint renders it), or the generic preview URL."""
+    urls = [PREVIEW_UNSUBSCRIBE_URL]
+    persona = ctx.repo.personas.get(rendered.persona or "")
+    if persona is not None:
+        try:
+            from toolkit.render import preview_unsubscribe_url
+
+            urls.insert(0, preview_unsubscribe_url(ctx.repo, ctx.campaign, persona.contact))
+        except Exception:
+            pass
+    return tuple(urls)
+
+
+def has_unsubscribe_link(ctx: CampaignContext, rendered: RenderedMessage) -> bool:
+    links = set(hrefs(rendered.html))
+    return any(u in links for u in unsubscribe_urls(ctx, rendered))
+
+
+def normalize_space(text: str) -> str:
+    return _WS.sub(" ", text).strip()
+
+
+def visible_text(html: str) -> str:
+    """The text a reader sees (no head, style or script), whitespace collapsed."""
+    return normalize_space(" ".join(_scan(html).text))
+
+
+def contains_text(html: str, needle: str) -> bool:
+    """Whether the visible text contains needle, ignoring differences in whitespace."""
+    return normalize_space(needle) in visible_text(html)
+
+
+def byte_offset_of_link(html: str, urls: tuple[str, ...]) -> int | None:
+    """Byte offset (UTF-8) of the first href attribute pointing at one of urls, or None."""
+    found = []
+    for url in urls:
+        for quoted in (f'href="{url}"', f"href='{url}'", f'href="{htmllib.escape(url)}"'):
+            i = html.find(quoted)
+            if i >= 0:
+                found.append(i)
+    return len(html[: min(found)].encode("utf-8")) if found else None
+
+
+def byte_offset_of_text(html: str, needle: str) -> int | None:
+    """Byte offset of needle in the raw HTML, trying its HTML-escaped form too, or None."""
+    for form in (needle, htmllib.escape(needle, quote=False), htmllib.escape(needle)):
+        i = html.find(form)
+        if i >= 0:
+            return len(html[:i].encode("utf-8"))
+    # a wrapped address: find it with any whitespace between words
+    words = [re.escape(w) for w in needle.split()]
+    if words:
+        m = re.search(r"\s+".join(words), html)
+        if m:
+            return len(html[: m.start()].encode("utf-8"))
+    return None
