@@ -91,7 +91,8 @@ def reached_templates(repo: Repo, name: str) -> list[str]:
     return sorted(seen)
 
 
-def _campaign(repo: Repo, campaign_id: str) -> Campaign:
+def require_campaign(repo: Repo, campaign_id: str) -> Campaign:
+    """The loaded campaign, or a UserError (exit 2) saying why there is none."""
     camp = repo.campaigns.get(campaign_id)
     if camp is not None:
         return camp
@@ -106,7 +107,7 @@ def _campaign(repo: Repo, campaign_id: str) -> Campaign:
 
 def digest_parts(repo: Repo, campaign_id: str) -> dict[str, str]:
     """Input name -> SHA-256 hex of its canonical form. Raises UserError for an unknown id."""
-    camp = _campaign(repo, campaign_id)
+    camp = require_campaign(repo, campaign_id)
     parts: dict[str, str] = {
         "campaign": _sha(canonical_json(_doc(repo, camp.file))),  # includes its waivers
         "toolkit": _sha(f"major={MAJOR_VERSION}".encode()),

@@ -16,13 +16,13 @@ from inscriptis.model.config import ParserConfig
 
 _CONFIG = ParserConfig(css=CSS_PROFILES["strict"], display_links=True, display_images=False)
 # inscriptis writes links as [label](url)
-_LINK = re.compile(r"\[([^\[\]\n]*)\]\(([^()\s]+)\)")
+_LINK = re.compile(r"\[([^\[\]]*)\]\(([^()\s]+)\)")
 _HEAD = re.compile(r"<head\b.*?</head>", re.DOTALL | re.IGNORECASE)
 _BLANKS = re.compile(r"\n{3,}")
 
 
 def _link(m: re.Match[str]) -> str:
-    label, url = m.group(1).strip(), m.group(2)
+    label, url = " ".join(m.group(1).split()), m.group(2)
     if not label or label == url or url.startswith("#"):
         return url if not url.startswith("#") else label
     if url.startswith("mailto:") and label == url[len("mailto:"):]:
