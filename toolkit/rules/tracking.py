@@ -1,0 +1,232 @@
+"""Tracking and links: remote content only from allowed domains, no trackers near PHI,
+no contact data in URLs.
+
+TRK-001 looks twice: at the template source (every URL attribute the analysis found,
+reported at its line) and at the rendered HTML, for URLs that only exist after
+rendering (a host built from a variable, a URL passed into a macro, MJML's own
+additions such as web-font links).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from urllib.parse import urlsplit
+
+from toolkit.analysis import HOLE, TagUse, is_url_attr
+from toolkit.findings import Finding, Pos, Severity
+from toolkit.lint import CampaignContext
+from toolkit.render import PREVIEW_UNSUBSCRIBE_URL, PREVIEW_VIEW_ONLINE_URL
+from toolkit.rules.base import Rule, finding
+from toolkit.rules.phi import clinical_uses
+
+# Known ad and analytics trackers (host suffix, path prefix): the HHS OCR bulletin on
+# tracking technologies names this kind of third party.
+TRACKERS: tuple[tuple[str, str], ...] = (
+    ("google-analytics.com", ""),
+    ("googletagmanager.com", ""),
+    ("doubleclick.net", ""),
+    ("googleadservices.com", ""),
+    ("googlesyndication.com", ""),
+    ("facebook.com", "/tr"),
+    ("connect.facebook.net", ""),
+    ("analytics.tiktok.com", ""),
+    ("bat.bing.com", ""),
+    ("px.ads.linkedin.com", ""),
+    ("snap.licdn.com", ""),
+    ("hotjar.com", ""),
+    ("segment.io", ""),
+    ("segment.com", ""),
+    ("mixpanel.com", ""),
+    ("amplitude.com", ""),
+    ("heap.io", ""),
+    ("heapanalytics.com", ""),
+    ("fullstory.com", ""),
+    ("quantserve.com", ""),
+    ("scorecardresearch.com", ""),
+    ("ads-twitter.com", ""),
+    ("t.co", ""),
+    ("pinterest.com", "/ct"),
+    ("ct.pinterest.com", ""),
+    ("adnxs.com", ""),
+    ("criteo.com", ""),
+    ("taboola.com", ""),
+    ("outbrain.com", ""),
+)
+
+_CSS_URL = re.compile(r"url\(\s*['\"]?([^'\")\s]+)", re.I)
+
+
+def host_in(host: str, domains: tuple[str, ...] | list[str]) -> bool:
+    host = host.lower().rstrip(".")
+    return any(host == d.lower() or host.endswith("." + d.lower()) for d in domains)
+
+
+def tracker(host: str, path: str) -> str | None:
+    """The tracker a URL belongs to (its host suffix), or None."""
+    for suffix, prefix in TRACKERS:
+        if host_in(host, [suffix]) and path.startswith(prefix):
+            return suffix + prefix
+    return None
+
+
+def urls_in(attr: str, value: str) -> list[str]:
+    value = value.strip()
+    if attr == "srcset":
+        return [part.split()[0] for part in value.split(",") if part.split()]
+    if attr == "style":
+        return _CSS_URL.findall(value)
+    return [value] if value else []
+
+
+def _remote(url: str) -> tuple[str, str] | None:
+    """(host, path) of an absolute http(s) URL, or None for anything else (mailto:,
+    anchors, relative) or a host that is not known until rendering."""
+    low = url.lower()
+    if not low.startswith(("http://", "https://", "//")):
+        return None
+    try:
+        parts = urlsplit(url if not url.startswith("//") else "https:" + url)
+    except ValueError:
+        return None
+    if HOLE in parts.netloc or not parts.hostname:
+        return None
+    return parts.hostname, parts.path or "/"
+
+
+def _kind(tag: str, attr: str, attrs: dict[str, str]) -> str:
+    if tag == "script":
+        return "script"
+    if tag == "link":
+        return "stylesheet"
+    if attr in ("href", "action", "formaction", "cite"):
+        return "link"
+    width = attrs.get("width", "").strip().removesuffix("px")
+    height = attrs.get("height", "").strip().removesuffix("px")
+    return "tracking pixel" if width == height == "1" else "image"
+
+
+@dataclass(frozen=True)
+class _Url:
+    url: str
+    host: str
+    path: str
+    kind: str
+    pos: Pos | None
+
+
+def _static_urls(tags: tuple[TagUse, ...]) -> Iterator[_Url]:
+    for tag in tags:
+        attrs = dict(tag.attrs)
+        for attr, value in tag.attrs:
+            if not (is_url_attr(attr) or attr == "style"):
+                continue
+            for url in urls_in(attr, value):
+                remote = _remote(url)
+                if remote is not None:
+                    yield _Url(url, *remote, _kind(tag.name, attr, attrs), tag.pos)
+
+
+class _Scan(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[tuple[str, str, str, dict[str, str]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k: v or "" for k, v in attrs}
+        for attr, value in values.items():
+            if is_url_attr(attr) or (attr == "style" and "url(" in value.lower()):
+                for url in urls_in(attr, value):
+                    self.found.append((tag, attr, url, values))
+
+
+def _rendered_urls(ctx: CampaignContext) -> Iterator[_Url]:
+    cfg = ctx.repo.config
+    exempt = [PREVIEW_UNSUBSCRIBE_URL, PREVIEW_VIEW_ONLINE_URL]
+    if cfg is not None and cfg.unsubscribe.url:
+        exempt.append(cfg.unsubscribe.url.split("{", 1)[0])
+    for message in ctx.renders:
+        scan = _Scan()
+        scan.feed(message.html)
+        scan.close()
+        for tag, attr, url, attrs in scan.found:
+            if any(url.startswith(e) for e in exempt):
+                continue
+            remote = _remote(url)
+            if remote is not None:
+                yield _Url(url, *remote, _kind(tag, attr, attrs), None)
+
+
+def check_remote_content(ctx: CampaignContext) -> Iterator[Finding]:
+    cfg = ctx.repo.config
+    if cfg is None:
+        return
+    allowed = cfg.organization.allowed_domains
+    leaves, uses = clinical_uses(ctx)
+    clinical = sorted({leaf.field for leaf in leaves} | {u.field for u in uses})
+    analysis = ctx.analysis
+    template = ctx.repo.template_for(ctx.campaign)
+    fallback = Pos(template.file if template else ctx.campaign.file, 1)
+    seen: set[tuple[str, str]] = set()
+    static = list(_static_urls(analysis.tags))
+    for u in [*static, *_rendered_urls(ctx)]:
+        key = (u.host.lower(), u.kind)
+        if u.pos is None and key in seen:
+            continue
+        seen.add(key)
+        pos = u.pos or fallback
+        where = "" if u.pos else " (in the rendered message)"
+        known = tracker(u.host, u.path)
+        if known and clinical:
+            yield finding("TRK-001",
+                          f"{u.kind} from known tracker {known}{where} in a campaign whose "
+                          f"segment or content uses clinical fields ({', '.join(clinical)}); "
+                          "remove it: trackers must never see who receives health messages", pos)
+        elif not host_in(u.host, allowed):
+            yield finding("TRK-001", f"{u.kind} points at {u.host}{where}, which is not in "
+                          "organization.allowed_domains; host it on an allowed domain, or add "
+                          f"{u.host} to allowed_domains in toolkit.yaml after review", pos)
+
+
+def check_contact_in_urls(ctx: CampaignContext) -> Iterator[Finding]:
+    for use in ctx.analysis.url_uses:
+        if not use.fields:
+            continue
+        names = ", ".join(f"contact.{f}" for f in sorted(use.fields))
+        place = f"the {use.attr} URL" if use.attr else "a tag's attributes"
+        yield finding("TRK-002", f"{names} flows into {place}; PHI in URLs leaks into server "
+                      "logs, browser history and third parties: link to a page that identifies "
+                      "the patient after sign-in, and put no contact data in the URL", use.pos)
+
+
+RULES = (
+    Rule(
+        id="TRK-001",
+        severity=Severity.ERROR,
+        summary="A remote image, script, pixel (1x1 image) or link domain that is not in "
+        "`allowed_domains`; known ad and analytics trackers are always an error when the "
+        "segment or content uses a clinical field.",
+        citation="HHS OCR, Use of Online Tracking Technologies by HIPAA Covered Entities and "
+        "Business Associates (2022, revised 2024); 45 CFR 164.502(a)",
+        fix="Host images on a domain in `organization.allowed_domains` and link only there; "
+        "remove tracking pixels and analytics scripts. Trackers are refused near clinical data "
+        "even when allowed_domains lists them. Known trackers: "
+        + ", ".join(s + p for s, p in TRACKERS) + ".",
+        scope="campaign",
+        check=check_remote_content,
+    ),
+    Rule(
+        id="TRK-002",
+        severity=Severity.ERROR,
+        summary="A contact field is interpolated into a URL (href, src, srcset, background, utm "
+        "parameters). Built-in token URLs are exempt.",
+        citation="HHS OCR tracking technologies bulletin; 45 CFR 164.502(b) (minimum necessary)",
+        fix="Remove contact.<field> from the URL. Use the built-in `unsubscribe_url` and "
+        "`view_online_url` (opaque tokens), and link to pages that identify the patient after "
+        "sign-in. Campaign-level utm parameters are fine; per-person ones are not.",
+        scope="campaign",
+        check=check_contact_in_urls,
+    ),
+)
