@@ -12,8 +12,11 @@ from email.mime.message import MIMEMessage
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from conftest import run_campaign
+from unsubscribe_helpers import scaffold_repo, store_of
 
 from toolkit.errors import UserError
 from toolkit.inbound import ReportCounts, RequestCounts, scan_reports, scan_requests
@@ -22,6 +25,7 @@ from toolkit.tokens import make_token
 
 SECRET = b"inbound-test-secret"
 AUDIT = b"inbound-test-audit-key"
+ENV = {"UNSUBSCRIBE_SECRET": SECRET.decode()}
 
 
 def tok(addr: str, kind: str = "commercial", campaign: str = "spring-checkup") -> str:
@@ -133,7 +137,7 @@ def test_requests_match_tokens_in_subject_or_body(tmp_path: Path) -> None:
                 f"> Unsubscribe: https://clinic.example.org/unsubscribe/{b}\n"),
         request(f"unsubscribe {forged}"),
         request("unsubscribe me please"),
-        request(f"unsubscribe {a}"),                               # a second request: still fine
+        request(f"unsubscribe%20{a}"),                             # the subject left encoded
     )
     counts, tokens = scan_requests(box, [SECRET])
     assert counts == RequestCounts(messages=5, accepted=3, invalid_token=1, no_token=1)
@@ -241,3 +245,105 @@ def test_not_a_mailbox_is_a_clear_error(tmp_path: Path) -> None:
 def test_empty_mbox_reads_nothing(tmp_path: Path) -> None:
     (tmp_path / "empty.mbox").write_bytes(b"")
     assert scan_reports(tmp_path / "empty.mbox")[0] == ReportCounts()
+
+
+# --- the commands -----------------------------------------------------------------------
+
+
+def _repo(tmp_path: Path) -> Path:
+    return scaffold_repo(tmp_path / "repo")
+
+
+def _mailto_subject(root: Path, token: str) -> str:
+    """The subject a mail client fills in from the List-Unsubscribe mailto the sender wrote."""
+    from toolkit.loader import load_repo
+    from toolkit.message import list_unsubscribe
+
+    value, _ = list_unsubscribe(load_repo(root)[0], token)
+    mailto = next(u.strip("<> ") for u in value.split(",") if u.strip().startswith("<mailto:"))
+    return parse_qs(urlsplit(mailto).query)["subject"][0]
+
+
+def test_import_mbox_command(tmp_path: Path) -> None:
+    root = _repo(tmp_path)
+    a, b = tok("a@example.org"), tok("b@example.org", kind="fundraising")
+    box = write_mbox(tmp_path / "in.mbox", request(_mailto_subject(root, a)),
+                     request(_mailto_subject(root, b)), request(_mailto_subject(root, a)),
+                     request("unsubscribe v1.r_abc.c.all.AAAAAAAAAAAAAAAAAAAAAA"),
+                     request("please stop", sender="someone@example.org"))
+    r = run_campaign("suppress", "import-mbox", str(box), root=root, env=ENV)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == (
+        f"read 5 messages from {box}\n"
+        "  unsubscribed: 3 (2 new suppressions)\n"
+        "  invalid token: 1\n"
+        "  no token: 1\n"
+        "  requests without a valid token were not acted on: read them in the mailbox and use "
+        "`campaign suppress add` where needed\n")
+    assert "example.org" not in r.stdout + r.stderr
+    with store_of(root) as store:
+        assert sorted((e.pseudonym, e.kind, e.source) for e in store.list()) == sorted([
+            (pseudonym("a@example.org", AUDIT), "commercial", "unsubscribe-mailto:spring-checkup"),
+            (pseudonym("b@example.org", AUDIT), "fundraising", "unsubscribe-mailto:spring-checkup"),
+        ])
+
+
+def test_import_mbox_needs_the_secret(tmp_path: Path) -> None:
+    root = _repo(tmp_path)
+    box = write_mbox(tmp_path / "in.mbox", request("unsubscribe"))
+    env = {"UNSUBSCRIBE_SECRET": ""}
+    r = run_campaign("suppress", "import-mbox", str(box), root=root, env=env)
+    assert r.returncode == 2
+    assert "environment variable UNSUBSCRIBE_SECRET is not set" in r.stderr
+
+
+def test_import_dsn_command(tmp_path: Path) -> None:
+    root = _repo(tmp_path)
+    box = write_maildir(
+        tmp_path / "reports",
+        dsn(("gone@example.org", "failed", "5.1.1"), ("later@example.org", "delayed", "4.4.7")),
+        arf(rcpt="angry@example.org"),
+        arf(returned=original("xxxx@redacted.invalid", tok("hidden@example.org"))),
+        arf(feedback_type="not-spam", rcpt="fine@example.org"),
+        request("out of office"),
+    )
+    r = run_campaign("suppress", "import-dsn", str(box), root=root, env=ENV)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == (
+        f"read 5 messages from {box}\n"
+        "  hard bounces: 1\n"
+        "  complaints: 2\n"
+        "  suppressed (kind all): 2 addresses and 1 by token (3 new suppressions)\n"
+        "  ignored: 1 delays or temporary failures, 1 other feedback, 1 not a report\n")
+    with store_of(root) as store:
+        got = sorted((e.address or "", e.pseudonym or "", e.kind, e.source) for e in store.list())
+        assert got == sorted([
+            ("gone@example.org", "", "all", "dsn"),
+            ("angry@example.org", "", "all", "arf"),
+            ("", pseudonym("hidden@example.org", AUDIT), "all", "arf:spring-checkup"),
+        ])
+        assert store.is_suppressed("Gone@Example.org", None, ["all"])
+        assert not store.is_suppressed("later@example.org", None, ["all", "commercial"])
+    # importing again changes nothing
+    again = run_campaign("suppress", "import-dsn", str(box), root=root, env=ENV)
+    assert "(0 new suppressions)" in again.stdout
+
+
+def test_import_dsn_without_secret_reports_unmatched(tmp_path: Path) -> None:
+    root = _repo(tmp_path)
+    returned = original("undisclosed-recipients:;", tok("h@example.org"))
+    box = write_mbox(tmp_path / "r.mbox", arf(returned=returned))
+    r = run_campaign("suppress", "import-dsn", str(box), root=root, env={"UNSUBSCRIBE_SECRET": ""})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"read 1 message from {box}\n")
+    assert r.stdout.endswith("  unmatched: 1 reports named no recipient "
+                             "(set UNSUBSCRIBE_SECRET to match them by their unsubscribe token)\n")
+
+
+def test_import_dsn_bad_mailbox_is_exit_2(tmp_path: Path) -> None:
+    root = _repo(tmp_path)
+    (tmp_path / "x.txt").write_text("not mail\n")
+    r = run_campaign("suppress", "import-dsn", str(tmp_path / "x.txt"), root=root)
+    assert r.returncode == 2
+    assert r.stderr == (f"Error: {tmp_path / 'x.txt'}: file is not an mbox (it does not start "
+                        "with a 'From ' line)\n  fix: give an mbox file or a Maildir folder\n")

@@ -18,6 +18,7 @@ from email.message import EmailMessage, Message
 from email.parser import BytesParser, HeaderParser
 from email.utils import getaddresses
 from pathlib import Path
+from urllib.parse import unquote
 
 from toolkit.errors import UserError
 from toolkit.pseudonym import normalize_address
@@ -89,7 +90,8 @@ def token_candidates(msg: EmailMessage) -> list[str]:
             texts.append(_text_of(part))
     seen: dict[str, None] = {}
     for text in texts:
-        for match in TOKEN_RE.finditer(text):
+        # a client that did not decode the mailto's "subject=unsubscribe%20<token>"
+        for match in TOKEN_RE.finditer(unquote(text)):
             seen.setdefault(match.group(0), None)
     return list(seen)
 
@@ -220,12 +222,14 @@ def _arf(msg: Message, counts: ReportCounts, out: ReportSuppressions,
         counts.other_feedback += 1
         return
     counts.complaints += 1
+    # Original-Rcpt-To names the recipient; failing that, our token in the returned
+    # headers does, exactly; the returned To comes last, as providers often redact it.
     addrs = [a for a in (_typed_address(v) for v in report.get_all("original-rcpt-to", [])) if a]
+    token = _enclosed_token(msg, secrets)
     inner = _enclosed(msg)
-    if not addrs and inner is not None:
+    if not addrs and token is None and inner is not None:
         pairs = getaddresses([str(v) for v in inner.get_all("to", [])])
         addrs = [a for a in (_typed_address(addr) for _name, addr in pairs) if a]
-    token = _enclosed_token(msg, secrets)
     for addr in addrs:
         out.addresses.setdefault(addr, "arf")
     if token:

@@ -130,8 +130,8 @@ def list_(app: App) -> None:
     click.echo(f"{_plural(len(entries), 'suppression')}", err=True)
 
 
-# Inbound suppressions (issue 7): `suppress import-mbox` and `suppress import-dsn` are
-# defined in toolkit/commands/suppress_inbound.py and registered here, e.g.:
-#   from toolkit.commands.suppress_inbound import import_dsn, import_mbox
-#   suppress.add_command(import_mbox)
-#   suppress.add_command(import_dsn)
+# Inbound suppressions (issue 7): mail that came back, read by toolkit/inbound.py.
+from toolkit.commands.suppress_inbound import import_dsn, import_mbox  # noqa: E402
+
+suppress.add_command(import_mbox)
+suppress.add_command(import_dsn)
