@@ -80,6 +80,25 @@ class LintResult:
         return [f for f in self.findings if f.campaign == cid]
 
 
+# Under --strict (CI on main), waivers of these error-severity findings are refused: they
+# guard what a patient is owed (HIPAA) or what lets a recipient opt out (CAN-SPAM, RFC 8058).
+STRICT_RULE_PREFIXES = ("HIPAA-",)
+STRICT_RULE_IDS = frozenset({"CANSPAM-005", "CANSPAM-007", "MBX-UNSUB-001"})
+
+
+def strict_refuses(f: Finding) -> bool:
+    """Whether --strict refuses a waiver of this finding."""
+    return f.severity is Severity.ERROR and (
+        f.rule.startswith(STRICT_RULE_PREFIXES) or f.rule in STRICT_RULE_IDS)
+
+
+def apply_strict(result: LintResult) -> LintResult:
+    """Waived findings whose waiver --strict refuses become unwaived errors again; the
+    waiver's reason stays on the finding so the report can say what was refused."""
+    out = [f.with_(waived=False) if f.waived and strict_refuses(f) else f for f in result.findings]
+    return LintResult(tuple(out))
+
+
 def _finish(findings: Iterable[Finding], repo: Repo) -> list[Finding]:
     from toolkit.rules import RULES
 
@@ -98,7 +117,8 @@ def _finish(findings: Iterable[Finding], repo: Repo) -> list[Finding]:
     return out
 
 
-def run_lint(repo: Repo, load_findings: list[Finding], campaign_ids: Iterable[str] | None = None) -> LintResult:
+def run_lint(repo: Repo, load_findings: list[Finding],
+             campaign_ids: Iterable[str] | None = None) -> LintResult:
     """Run every static rule. `campaign_ids` limits campaign-scoped rules (and
     repo-level findings to the files those campaigns use)."""
     from toolkit.rules import RULES

@@ -1,0 +1,54 @@
+"""`campaign lint [ID...]`: run the rule catalogue and report the findings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from toolkit.cli import App, pass_app
+from toolkit.errors import EXIT_CHECK_FAILED, EXIT_OK, UserError
+
+
+def git_prefix(root: Path) -> str:
+    """The repository root's path inside its git checkout ("" at the top), so that SARIF
+    and GitHub annotations point at files as GitHub sees them."""
+    root = root.resolve()
+    for parent in (root, *root.parents):
+        if (parent / ".git").exists():
+            rel = root.relative_to(parent).as_posix()
+            return "" if rel == "." else rel + "/"
+    return ""
+
+
+@click.command()
+@click.argument("campaign_ids", metavar="[ID]...", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]),
+              default="text", show_default=True, help="Output format.")
+@click.option("--strict", is_flag=True,
+              help="Refuse waivers of error-severity HIPAA-*, CANSPAM-005, CANSPAM-007 and "
+                   "MBX-UNSUB-001 findings (CI on main).")
+@pass_app
+def lint(app: App, campaign_ids: tuple[str, ...], fmt: str, strict: bool) -> int:
+    """Check campaigns against the rule catalogue (all campaigns, or the IDs given).
+
+    Exits 1 when an unwaived error remains, 0 otherwise. An aid to compliance review,
+    not legal advice.
+    """
+    from toolkit.lint import apply_strict, run_lint
+    from toolkit.report import RENDERERS, Report
+
+    repo, load_findings = app.load()
+    for cid in campaign_ids:
+        if cid not in repo.campaigns and not (repo.root / "campaigns" / cid).is_dir():
+            known = ", ".join(sorted(repo.campaigns)) or "none"
+            raise UserError(f"no campaign '{cid}' under campaigns/ (known: {known})",
+                            fix="pass the name of a folder under campaigns/")
+    result = run_lint(repo, load_findings, campaign_ids or None)
+    if strict:
+        result = apply_strict(result)
+    linted = len(campaign_ids) if campaign_ids else len(repo.campaigns)
+    prefix = git_prefix(repo.root) if fmt in ("sarif", "github") else ""
+    report = Report(result.findings, linted, prefix)
+    click.echo(RENDERERS[fmt](report), nl=False)
+    return EXIT_CHECK_FAILED if result.errors else EXIT_OK
