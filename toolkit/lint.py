@@ -89,7 +89,8 @@ STRICT_RULE_IDS = frozenset({"CANSPAM-005", "CANSPAM-007", "MBX-UNSUB-001"})
 def strict_refuses(f: Finding) -> bool:
     """Whether --strict refuses a waiver of this finding."""
     return f.severity is Severity.ERROR and (
-        f.rule.startswith(STRICT_RULE_PREFIXES) or f.rule in STRICT_RULE_IDS)
+        f.rule.startswith(STRICT_RULE_PREFIXES) or f.rule in STRICT_RULE_IDS
+    )
 
 
 def apply_strict(result: LintResult) -> LintResult:
@@ -117,8 +118,9 @@ def _finish(findings: Iterable[Finding], repo: Repo) -> list[Finding]:
     return out
 
 
-def run_lint(repo: Repo, load_findings: list[Finding],
-             campaign_ids: Iterable[str] | None = None) -> LintResult:
+def run_lint(
+    repo: Repo, load_findings: list[Finding], campaign_ids: Iterable[str] | None = None
+) -> LintResult:
     """Run every static rule. `campaign_ids` limits campaign-scoped rules (and
     repo-level findings to the files those campaigns use)."""
     from toolkit.rules import RULES

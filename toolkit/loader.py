@@ -71,11 +71,17 @@ class Loader:
         self.documents[rel] = data
         return data, smap
 
-    def validate(self, schema: type[M], data: Any, loc: Located, campaign: str | None = None) -> M | None:
+    def validate(
+        self, schema: type[M], data: Any, loc: Located, campaign: str | None = None
+    ) -> M | None:
         if data is None:
             data = {}
         if not isinstance(data, dict):
-            self.problem(CFG_SCHEMA, f"expected a mapping of keys to values, found {type(data).__name__}", loc.pos)
+            self.problem(
+                CFG_SCHEMA,
+                f"expected a mapping of keys to values, found {type(data).__name__}",
+                loc.pos,
+            )
             return None
         try:
             model = schema.model_validate(data)
@@ -86,8 +92,14 @@ class Loader:
         attach(model, loc)
         return model
 
-    def _schema_error(self, err: Any, loc: Located, schema: type[BaseModel], campaign: str | None) -> None:
-        path = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "tagged-union"))))
+    def _schema_error(
+        self, err: Any, loc: Located, schema: type[BaseModel], campaign: str | None
+    ) -> None:
+        path = tuple(
+            p
+            for p in err["loc"]
+            if not (isinstance(p, str) and p.startswith(("function-", "tagged-union")))
+        )
         kind = err["type"]
         dotted = ".".join(str(p) for p in path) or "(top level)"
         if kind == "extra_forbidden":
@@ -115,23 +127,35 @@ class Loader:
 
     def condition(self, data: Any, loc: Located) -> Condition | None:
         pos = loc.pos
-        if not isinstance(data, dict) or len(data) != 1 and "field" not in data:
-            self.problem(CFG_SCHEMA, "a condition is {field, op, value}, or all: [...], any: [...], not: {...}", pos)
+        if not isinstance(data, dict) or (len(data) != 1 and "field" not in data):
+            self.problem(
+                CFG_SCHEMA,
+                "a condition is {field, op, value}, or all: [...], any: [...], not: {...}",
+                pos,
+            )
             return None
         if "field" in data:
             extra = set(data) - {"field", "op", "value"}
             if extra:
                 key = sorted(map(str, extra))[0]
-                self.problem(CFG_SCHEMA, f"unknown key '{key}' in a condition; use field, op, value", loc.key_at(key))
+                self.problem(
+                    CFG_SCHEMA,
+                    f"unknown key '{key}' in a condition; use field, op, value",
+                    loc.key_at(key),
+                )
                 return None
             if not isinstance(data.get("field"), str) or not isinstance(data.get("op"), str):
                 self.problem(CFG_SCHEMA, "a condition needs 'field' and 'op' as strings", pos)
                 return None
-            return Leaf(field=data["field"], op=data["op"], value=data.get("value"), pos=pos, loc=loc)
-        (key, value), = data.items()
+            return Leaf(
+                field=data["field"], op=data["op"], value=data.get("value"), pos=pos, loc=loc
+            )
+        ((key, value),) = data.items()
         if key in ("all", "any"):
             if not isinstance(value, list) or not value:
-                self.problem(CFG_SCHEMA, f"'{key}' takes a non-empty list of conditions", loc.at(key))
+                self.problem(
+                    CFG_SCHEMA, f"'{key}' takes a non-empty list of conditions", loc.at(key)
+                )
                 return None
             items = [self.condition(v, loc.sub(key, i)) for i, v in enumerate(value)]
             if any(i is None for i in items):
@@ -140,7 +164,11 @@ class Loader:
         if key == "not":
             item = self.condition(value, loc.sub(key))
             return Not(item, pos) if item is not None else None
-        self.problem(CFG_SCHEMA, f"unknown key '{key}' in a condition; use all, any, not or field/op/value", loc.key_at(key))
+        self.problem(
+            CFG_SCHEMA,
+            f"unknown key '{key}' in a condition; use all, any, not or field/op/value",
+            loc.key_at(key),
+        )
         return None
 
     def segment(self, path: Path) -> Segment | None:
@@ -157,7 +185,9 @@ class Loader:
             where = self.condition(head.where, loc.sub("where"))
             if where is None:
                 return None
-        return Segment(id=path.stem, file=self.rel(path), description=head.description, where=where, loc=loc)
+        return Segment(
+            id=path.stem, file=self.rel(path), description=head.description, where=where, loc=loc
+        )
 
 
 def _yaml_files(folder: Path) -> list[Path]:
@@ -181,7 +211,11 @@ def load_repo(root: Path) -> tuple[Repo, list[Finding]]:
     fields_file = root / "policy" / "fields.yaml"
     fields_model = ld.load_one(fields_file, FieldsFile) if fields_file.is_file() else None
     if not fields_file.is_file():
-        ld.problem(CFG_SCHEMA, "policy/fields.yaml is missing; declare the contact schema there", Pos("policy/fields.yaml"))
+        ld.problem(
+            CFG_SCHEMA,
+            "policy/fields.yaml is missing; declare the contact schema there",
+            Pos("policy/fields.yaml"),
+        )
     fields = dict(fields_model.fields) if fields_model else {}
 
     purposes_path = root / "policy" / "purposes.yaml"
@@ -189,7 +223,9 @@ def load_repo(root: Path) -> tuple[Repo, list[Finding]]:
     purposes = dict(purposes_model.purposes) if purposes_model else {}
 
     approvers_path = root / "policy" / "approvers.yaml"
-    approvers_model = ld.load_one(approvers_path, ApproversFile) if approvers_path.is_file() else None
+    approvers_model = (
+        ld.load_one(approvers_path, ApproversFile) if approvers_path.is_file() else None
+    )
     approvers = approvers_model.approvers if approvers_model else ()
 
     authorizations: dict[str, AuthorizationForm] = {}
@@ -211,9 +247,13 @@ def load_repo(root: Path) -> tuple[Repo, list[Finding]]:
         for path in sorted(tdir.rglob("*.mjml")):
             name = path.relative_to(tdir).as_posix()
             try:
-                templates[name] = Template(name=name, file=ld.rel(path), source=path.read_text(encoding="utf-8"))
+                templates[name] = Template(
+                    name=name, file=ld.rel(path), source=path.read_text(encoding="utf-8")
+                )
             except UnicodeDecodeError:
-                ld.problem(CFG_SCHEMA, "template is not UTF-8 text; save it as UTF-8", Pos(ld.rel(path)))
+                ld.problem(
+                    CFG_SCHEMA, "template is not UTF-8 text; save it as UTF-8", Pos(ld.rel(path))
+                )
 
     campaigns: dict[str, Campaign] = {}
     cdir = root / "campaigns"
@@ -221,8 +261,11 @@ def load_repo(root: Path) -> tuple[Repo, list[Finding]]:
         for folder in sorted(p for p in cdir.iterdir() if p.is_dir()):
             path = folder / "campaign.yaml"
             if not path.is_file():
-                ld.problem(CFG_SCHEMA, f"campaigns/{folder.name}/ has no campaign.yaml; add one or remove the folder",
-                           Pos(f"campaigns/{folder.name}/campaign.yaml"))
+                ld.problem(
+                    CFG_SCHEMA,
+                    f"campaigns/{folder.name}/ has no campaign.yaml; add one or remove the folder",
+                    Pos(f"campaigns/{folder.name}/campaign.yaml"),
+                )
                 continue
             camp = ld.load_one(path, Campaign, campaign=folder.name)
             if camp is not None:
@@ -238,16 +281,30 @@ def load_repo(root: Path) -> tuple[Repo, list[Finding]]:
             data, smap = got
             loc = Located(smap)
             if not isinstance(data, dict):
-                ld.problem(CFG_SCHEMA, "personas.yaml maps persona names to synthetic contacts", loc.pos)
+                ld.problem(
+                    CFG_SCHEMA, "personas.yaml maps persona names to synthetic contacts", loc.pos
+                )
             else:
                 for name, record in data.items():
                     if not isinstance(record, dict):
-                        ld.problem(CFG_SCHEMA, f"persona '{name}' must be a mapping of contact keys", loc.at(name))
+                        ld.problem(
+                            CFG_SCHEMA,
+                            f"persona '{name}' must be a mapping of contact keys",
+                            loc.at(name),
+                        )
                         continue
-                    contact, problems = normalize_contact(record, fields) if fields else (dict(record), [])
+                    contact, problems = (
+                        normalize_contact(record, fields) if fields else (dict(record), [])
+                    )
                     for key, msg in problems:
-                        ld.problem(CFG_SCHEMA, f"persona '{name}', key '{key}': {msg}", loc.key_at(name, key))
-                    personas[str(name)] = Persona(name=str(name), contact=contact, loc=loc.sub(name))
+                        ld.problem(
+                            CFG_SCHEMA,
+                            f"persona '{name}', key '{key}': {msg}",
+                            loc.key_at(name, key),
+                        )
+                    personas[str(name)] = Persona(
+                        name=str(name), contact=contact, loc=loc.sub(name)
+                    )
 
     repo = Repo(
         root=root,
@@ -270,31 +327,65 @@ def _check_references(repo: Repo, problem: Callable[..., None]) -> None:
     cfg = repo.config
     for cid, c in repo.campaigns.items():
         if repo.template_for(c) is None:
-            problem(CFG_REF, f"template '{c.template}' not found under templates/; create it or fix the name",
-                    c.pos("template"), cid)
+            problem(
+                CFG_REF,
+                f"template '{c.template}' not found under templates/; create it or fix the name",
+                c.pos("template"),
+                cid,
+            )
         if c.segment not in repo.segments:
-            problem(CFG_REF, f"segment '{c.segment}' not found under segments/; create it or fix the name",
-                    c.pos("segment"), cid)
+            problem(
+                CFG_REF,
+                f"segment '{c.segment}' not found under segments/; create it or fix the name",
+                c.pos("segment"),
+                cid,
+            )
         if cfg is not None and c.sender not in cfg.senders:
             known = ", ".join(sorted(cfg.senders)) or "none defined"
-            problem(CFG_REF, f"sender '{c.sender}' is not a sender in toolkit.yaml (known: {known})", c.pos("sender"), cid)
+            problem(
+                CFG_REF,
+                f"sender '{c.sender}' is not a sender in toolkit.yaml (known: {known})",
+                c.pos("sender"),
+                cid,
+            )
         if cfg is not None and c.delivery.relay not in cfg.relays:
             known = ", ".join(sorted(cfg.relays)) or "none defined"
-            problem(CFG_REF, f"relay '{c.delivery.relay}' is not a relay in toolkit.yaml (known: {known})",
-                    c.pos("delivery", "relay"), cid)
+            problem(
+                CFG_REF,
+                f"relay '{c.delivery.relay}' is not a relay in toolkit.yaml (known: {known})",
+                c.pos("delivery", "relay"),
+                cid,
+            )
         if c.authorization is not None and c.authorization.scope not in repo.authorizations:
-            problem(CFG_REF, f"authorization scope '{c.authorization.scope}' has no form "
-                    f"policy/authorizations/{c.authorization.scope}.yaml; add the form or fix the scope",
-                    c.pos("authorization", "scope"), cid)
+            problem(
+                CFG_REF,
+                f"authorization scope '{c.authorization.scope}' has no form policy/"
+                f"authorizations/{c.authorization.scope}.yaml; add the form or fix the scope",
+                c.pos("authorization", "scope"),
+                cid,
+            )
         for i, f in enumerate(c.phi_fields):
             if f not in repo.fields:
-                problem(CFG_REF, f"phi_fields: '{f}' is not a field in policy/fields.yaml", c.pos("phi_fields", i), cid)
+                problem(
+                    CFG_REF,
+                    f"phi_fields: '{f}' is not a field in policy/fields.yaml",
+                    c.pos("phi_fields", i),
+                    cid,
+                )
     if repo.fields:
         for seg in repo.segments.values():
             for leaf in seg.leaves():
-                if leaf.field not in repo.fields and leaf.field not in ("unencrypted_email_ok", "no_email", "email", "id"):
-                    problem(CFG_REF, f"segment field '{leaf.field}' is not a field in policy/fields.yaml",
-                            leaf.loc.at("field"))
+                if leaf.field not in repo.fields and leaf.field not in (
+                    "unencrypted_email_ok",
+                    "no_email",
+                    "email",
+                    "id",
+                ):
+                    problem(
+                        CFG_REF,
+                        f"segment field '{leaf.field}' is not a field in policy/fields.yaml",
+                        leaf.loc.at("field"),
+                    )
 
 
 __all__ = ["OPERATORS", "load_repo"]

@@ -36,10 +36,34 @@ PURPOSES: dict[str, tuple[str, bool]] = {
     "general-newsletter": ("not targeted on health information", True),
 }
 
-FIELD_TYPES = ("string", "integer", "number", "boolean", "date", "datetime", "email", "list[string]")
+FIELD_TYPES = (
+    "string",
+    "integer",
+    "number",
+    "boolean",
+    "date",
+    "datetime",
+    "email",
+    "list[string]",
+)
 FIELD_CLASSES = ("identifier", "demographic", "clinical", "none")
-RESERVED_KEYS = ("id", "email", "authorizations", "smime_certificate", "unencrypted_email_ok", "no_email")
-BUILTIN_NAMES = ("contact", "sender", "organization", "campaign", "unsubscribe_url", "view_online_url", "now")
+RESERVED_KEYS = (
+    "id",
+    "email",
+    "authorizations",
+    "smime_certificate",
+    "unencrypted_email_ok",
+    "no_email",
+)
+BUILTIN_NAMES = (
+    "contact",
+    "sender",
+    "organization",
+    "campaign",
+    "unsubscribe_url",
+    "view_online_url",
+    "now",
+)
 
 
 class Model(BaseModel):
@@ -196,7 +220,9 @@ class Campaign(Model):
 
 
 class FieldSpec(Model):
-    type: Literal["string", "integer", "number", "boolean", "date", "datetime", "email", "list[string]"]
+    type: Literal[
+        "string", "integer", "number", "boolean", "date", "datetime", "email", "list[string]"
+    ]
     class_: Literal["identifier", "demographic", "clinical", "none"] = Field(alias="class")
     description: str | None = None
     fundraising: bool = False
@@ -259,7 +285,20 @@ class SegmentFile(Model):
 
 # --- segments (hand-parsed: a recursive condition tree) -----------------------------
 
-OPERATORS = ("==", "!=", "<", "<=", ">", ">=", "in", "not in", "contains", "exists", "within_days", "older_than_days")
+OPERATORS = (
+    "==",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "in",
+    "not in",
+    "contains",
+    "exists",
+    "within_days",
+    "older_than_days",
+)
 
 
 @dataclass(frozen=True)
@@ -366,7 +405,11 @@ class Repo:
         return bool(default or campaign.commercial)
 
     def template_for(self, campaign: Campaign) -> Template | None:
-        name = campaign.template if campaign.template.endswith(".mjml") else f"{campaign.template}.mjml"
+        name = (
+            campaign.template
+            if campaign.template.endswith(".mjml")
+            else f"{campaign.template}.mjml"
+        )
         return self.templates.get(name)
 
     def clinical_fields(self) -> set[str]:

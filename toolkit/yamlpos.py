@@ -83,16 +83,22 @@ def _pos(file: str, mark: yaml.Mark | None) -> Pos:
     return Pos(file, mark.line + 1, mark.column + 1)
 
 
-def _convert(node: yaml.Node, path: PathKey, smap: SourceMap, ctor: yaml.constructor.SafeConstructor) -> Any:
+def _convert(
+    node: yaml.Node, path: PathKey, smap: SourceMap, ctor: yaml.constructor.SafeConstructor
+) -> Any:
     smap.values[path] = _pos(smap.file, node.start_mark)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for knode, vnode in node.value:
             if knode.tag == "tag:yaml.org,2002:merge":
-                raise YamlError("YAML merge keys (<<) are not supported", _pos(smap.file, knode.start_mark))
+                raise YamlError(
+                    "YAML merge keys (<<) are not supported", _pos(smap.file, knode.start_mark)
+                )
             key = ctor.construct_object(knode, deep=True)
             if isinstance(key, (list, dict)):
-                raise YamlError("a mapping key must be a plain value", _pos(smap.file, knode.start_mark))
+                raise YamlError(
+                    "a mapping key must be a plain value", _pos(smap.file, knode.start_mark)
+                )
             if key in out:
                 raise YamlError(f"duplicate key '{key}'", _pos(smap.file, knode.start_mark))
             smap.keys[(*path, key)] = _pos(smap.file, knode.start_mark)
