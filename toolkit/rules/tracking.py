@@ -114,6 +114,7 @@ class _Url:
     host: str
     path: str
     kind: str
+    attr: str
     pos: Pos | None
 
 
@@ -126,7 +127,7 @@ def _static_urls(tags: tuple[TagUse, ...]) -> Iterator[_Url]:
             for url in urls_in(attr, value):
                 remote = _remote(url)
                 if remote is not None:
-                    yield _Url(url, *remote, _kind(tag.name, attr, attrs), tag.pos)
+                    yield _Url(url, *remote, _kind(tag.name, attr, attrs), attr, tag.pos)
 
 
 class _Scan(HTMLParser):
@@ -156,7 +157,21 @@ def _rendered_urls(ctx: CampaignContext) -> Iterator[_Url]:
                 continue
             remote = _remote(url)
             if remote is not None:
-                yield _Url(url, *remote, _kind(tag, attr, attrs), None)
+                yield _Url(url, *remote, _kind(tag, attr, attrs), attr, None)
+
+
+def _dynamic_pos(ctx: CampaignContext, attr: str) -> Pos | None:
+    """Where a URL only the rendered message shows probably comes from: the first
+    attribute of that name whose host the template leaves to an expression."""
+    for use in ctx.analysis.url_uses:
+        if use.attr != attr or use.static:
+            continue
+        if use.builtins & {"unsubscribe_url", "view_online_url"} and use.value == HOLE:
+            continue
+        first = urls_in(attr, use.value)
+        if not first or HOLE in first[0].split("/")[2 if "//" in first[0] else 0]:
+            return use.pos
+    return None
 
 
 def check_remote_content(ctx: CampaignContext) -> Iterator[Finding]:
@@ -176,7 +191,7 @@ def check_remote_content(ctx: CampaignContext) -> Iterator[Finding]:
         if u.pos is None and key in seen:
             continue
         seen.add(key)
-        pos = u.pos or fallback
+        pos = u.pos or _dynamic_pos(ctx, u.attr) or fallback
         where = "" if u.pos else " (in the rendered message)"
         known = tracker(u.host, u.path)
         if known and clinical:
