@@ -267,3 +267,21 @@ def test_approve_review_without_token_is_a_usage_error(setup: Setup) -> None:
     r = run_campaign("approve-review", "--commit", HEAD, root=root, env=env)
     assert r.returncode == 2
     assert "GITHUB_TOKEN is not set" in r.stderr
+
+
+def test_trusted_approvers_file_decides_who_holds_a_role(setup: Setup, tmp_path: Path) -> None:
+    root, env = setup
+    # the pull request grants dana-counsel the role, but the base branch's approvers.yaml does not
+    base = tmp_path / "base-approvers.yaml"
+    base.write_text((root / "policy" / "approvers.yaml").read_text().replace(
+        "github: Dana-Counsel", "github: someone-else"))
+    r = run_campaign("approve-review", "--commit", HEAD, "--approvers", str(base),
+                     root=root, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == ("dana-counsel holds no approval role in policy/approvers.yaml "
+                        "(github: login); nothing recorded\n")
+    assert not (root / "approvals").exists()
+    r = run_campaign("approve-review", "--commit", HEAD, "--approvers", str(tmp_path / "no.yaml"),
+                     root=root, env=env)
+    assert r.returncode == 2
+    assert "no.yaml: no such approvers file" in r.stderr

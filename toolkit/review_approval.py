@@ -51,6 +51,24 @@ def ci_key(env_name: str) -> Ed25519PrivateKey:
         raise UserError(f"{env_name}: {exc}") from None
 
 
+def with_approvers(repo: Repo, path: Path) -> Repo:
+    """The repository as loaded, but with the approvers listed in `path` (a trusted copy)."""
+    import dataclasses
+
+    from toolkit.loader import Loader
+    from toolkit.models import ApproversFile
+
+    if not path.is_file():
+        raise UserError(f"{path}: no such approvers file")
+    ld = Loader(path.parent)
+    model = ld.load_one(path, ApproversFile)
+    if model is None:
+        where = f"{path}:{ld.findings[0].pos.line}" if ld.findings else str(path)
+        detail = ld.findings[0].message if ld.findings else "empty or not a mapping"
+        raise UserError(f"cannot read the approvers: {detail}", where=where)
+    return dataclasses.replace(repo, approvers=model.approvers)
+
+
 def reviewer_entries(repo: Repo, login: str) -> list[Approver]:
     return [a for a in repo.approvers
             if a.github and a.github.lower() == login.lower() and a.role != CI_ROLE]

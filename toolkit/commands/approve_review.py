@@ -30,12 +30,15 @@ def _head_commit(root: Path) -> str:
               help="With --pr: read the pull request's reviews instead of an event payload.")
 @click.option("--pr", "pr_number", type=int, help="Pull request number (with --repo).")
 @click.option("--commit", help="The commit checked out here [default: git rev-parse HEAD].")
+@click.option("--approvers", "approvers_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Read the role holders from this approvers.yaml (the base branch's copy, so "
+                   "a pull request cannot grant its own reviewers a role).")
 @click.option("--key-env", default="CAMPAIGN_CI_APPROVAL_KEY", show_default=True,
               help="Environment variable holding the CI approval key (PEM or base64 seed).")
 @pass_app
 def approve_review(app: App, campaign_ids: tuple[str, ...], event_path: Path | None,
                    repo_name: str | None, pr_number: int | None, commit: str | None,
-                   key_env: str) -> int:
+                   approvers_file: Path | None, key_env: str) -> int:
     """Sign approvals for a reviewer whose GitHub login holds a role in policy/approvers.yaml.
 
     With no ID, covers every campaign not yet approved for the reviewer's role.
@@ -44,9 +47,11 @@ def approve_review(app: App, campaign_ids: tuple[str, ...], event_path: Path | N
     """
     from toolkit.audit import audit_event
     from toolkit.github import GitHub, latest_by_reviewer, read_event
-    from toolkit.review_approval import ci_key, record_review, reviewer_entries
+    from toolkit.review_approval import ci_key, record_review, reviewer_entries, with_approvers
 
     repo, _ = app.load()
+    if approvers_file is not None:
+        repo = with_approvers(repo, approvers_file)
     key = ci_key(key_env)
     gh = GitHub.from_env()
     if repo_name or pr_number:
