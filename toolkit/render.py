@@ -40,7 +40,7 @@ PREVIEW_UNSUBSCRIBE_URL = "https://unsubscribe.invalid/preview-token"
 PREVIEW_VIEW_ONLINE_URL = "https://view.invalid/preview"
 # Previews (build, lint, `campaign render`) render "as of" the campaign's schedule, or this
 # fixed moment when it has none, so that the same inputs always give the same bytes.
-PREVIEW_NOW = dt.datetime(2026, 1, 1, 9, 0, tzinfo=dt.UTC)
+PREVIEW_NOW = dt.datetime(2026, 11, 25, 9, 0, tzinfo=dt.UTC)
 
 
 class RenderError(Exception):
