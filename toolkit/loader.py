@@ -110,8 +110,7 @@ class Loader:
             pos = loc.at(*path[:-1])
         else:
             detail = err["msg"]
-            if kind.startswith("literal_error"):
-                detail = detail.replace("Input should be", "expected")
+            detail = detail.replace("Input should be", "expected")
             msg = f"'{dotted}': {detail}"
             pos = loc.at(*path)
         self.problem(CFG_SCHEMA, msg, pos, campaign)
