@@ -92,6 +92,22 @@ class Ledger:
             (campaign, *states))
         return {r[0] for r in rows}
 
+    def skip_set(self, campaign: str, *, retry_unconfirmed: bool = False) -> set[str]:
+        """Pseudonyms a resumed send must not deliver to: accepted (sent), refused for
+        good (failed with a 5xx), and unconfirmed unless retry_unconfirmed. Pending rows
+        and temporary failures (4xx, dropped connections) are sent again."""
+        rows = self._db.execute(
+            "SELECT recipient, state, code FROM deliveries WHERE campaign=? "
+            "AND state IN ('sent','failed','unconfirmed','sending')", (campaign,))
+        out = set()
+        for recipient, state, code in rows:
+            if state == "failed" and (code is None or code < 500):
+                continue
+            if state == "unconfirmed" and retry_unconfirmed:
+                continue
+            out.add(recipient)
+        return out
+
     def counts(self, campaign: str) -> dict[str, int]:
         out = dict.fromkeys(STATES, 0)
         for state, n in self._db.execute(

@@ -8,6 +8,7 @@ own handlers to make the server refuse, defer, drop or block.
 from __future__ import annotations
 
 import asyncio
+import logging
 import mailbox
 import ssl
 import threading
@@ -18,6 +19,10 @@ from typing import Any, Literal
 
 import trustme
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+# aiosmtpd itself sets the deprecated attribute on every successful AUTH, and warns
+logging.getLogger("mail.log").addFilter(
+    lambda record: "login_data is deprecated" not in record.getMessage())
 
 
 @dataclass(frozen=True)
