@@ -16,14 +16,11 @@ suppression store, the one `plan` and `send` read.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
@@ -37,6 +34,7 @@ from toolkit.models import Repo
 from toolkit.tokens import Token, TokenError, unsubscribe_secrets, verify_token
 from toolkit.unsubscribe import pages
 from toolkit.unsubscribe.forms import FormError, is_one_click, parse_form
+from toolkit.unsubscribe.writer import SuppressionWriter
 
 log = logging.getLogger("toolkit.unsubscribe")
 
@@ -98,53 +96,6 @@ class _Limits:
         await self.app(scope, receive, send_with_headers)
 
 
-class _Store:
-    """The suppression store, used from one thread: SQLite objects stay in the thread
-    that made them, and writes are serialized (SQLite has one writer anyway)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="suppression")
-        self._store: Any = None
-
-    def _get(self) -> Any:
-        if self._store is None:
-            from toolkit.suppression import SuppressionStore
-
-            self._store = SuppressionStore(self.path)
-        return self._store
-
-    async def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
-
-    async def suppress(self, token: Token, kind: str, via: str) -> None:
-        def add() -> None:
-            self._get().add(pseudonym=token.pseudonym, kind=kind,
-                            source=f"unsubscribe-{via}:{token.campaign}")
-
-        await self.run(add)
-
-    async def writable(self) -> bool:
-        def probe() -> bool:
-            self._get()  # creates the schema on first use
-            con = sqlite3.connect(self.path, timeout=5)
-            try:
-                con.execute("BEGIN IMMEDIATE")  # takes the write lock, writes nothing
-                con.rollback()
-                return True
-            finally:
-                con.close()
-
-        try:
-            return await self.run(probe)
-        except (sqlite3.Error, OSError):
-            return False
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=True)
-
-
 def suppression_path(repo: Repo) -> Path:
     """The store `plan` and `send` read: toolkit.yaml `state:` folder."""
     from toolkit.state import state_dir
@@ -170,7 +121,7 @@ def create_app(repo: Repo | Path | str, *, secrets: Sequence[bytes] | None = Non
     config = repo.config
     keys = (list(secrets) if secrets is not None
             else unsubscribe_secrets(config.unsubscribe.secret_env))
-    store = _Store(store_path or suppression_path(repo))
+    store = SuppressionWriter(store_path or suppression_path(repo))
     org = config.organization.name
     mailto = config.unsubscribe.mailto
 
@@ -212,7 +163,7 @@ def create_app(repo: Repo | Path | str, *, secrets: Sequence[bytes] | None = Non
         else:
             return invalid("The request did not say what to unsubscribe from.")
         try:
-            await store.suppress(token, kind, via)
+            await store.suppress(token.pseudonym, kind, f"unsubscribe-{via}:{token.campaign}")
         except (sqlite3.Error, OSError) as exc:
             # the sender retries a one-click POST that fails; a person can press again
             log.error("suppression store write failed: %s", type(exc).__name__)
