@@ -8,7 +8,7 @@ once by email-validator itself, and remembered in a bounded cache) and on length
 Everything else goes to email-validator unchanged. tests/test_gates.py compares both
 on edge cases.
 
-`SeenSet` remembers 64-bit keyed fingerprints of recipients' addresses in one flat
+`SeenSet` remembers 64-bit fingerprints of recipients' addresses in one flat
 array (open addressing), about 11-16 bytes a recipient instead of ~60 for a Python
 set of ints, so memory stays flat enough at a million recipients.
 """
@@ -57,8 +57,7 @@ def is_valid_address(address: str) -> bool:
 class SeenSet:
     """A set of non-zero 64-bit ints in a flat array with linear probing."""
 
-    def __init__(self, key: bytes, capacity: int = 1024):
-        self.key = key  # the caller's fingerprint key, kept here so both travel together
+    def __init__(self, capacity: int = 1 << 15):
         size = 1
         while size < capacity * 2:
             size *= 2

@@ -16,6 +16,7 @@ from typing import Any
 from toolkit.models import FieldSpec
 
 Problem = tuple[str, str]  # (key, message)
+Convert = Callable[[Any], Any]
 
 _UTC = dt.UTC
 _date_from = dt.date.fromisoformat
@@ -26,12 +27,22 @@ class Bad(ValueError):
     """A value that does not fit its field; the message never quotes the value."""
 
 
+_DATES: dict[str, dt.date] = {}  # dates repeat a lot in a contact file; bounded below
+
+
 def _date(v: Any) -> dt.date:
     if type(v) is str:
+        d = _DATES.get(v)
+        if d is not None:
+            return d
         try:
-            return _date_from(v)
+            d = _date_from(v)
         except ValueError:
             raise Bad("expected an ISO-8601 date (YYYY-MM-DD)") from None
+        if len(_DATES) >= 16384:
+            _DATES.clear()
+        _DATES[v] = d
+        return d
     if isinstance(v, dt.datetime):
         return v.date()
     if isinstance(v, dt.date):
@@ -79,8 +90,14 @@ def _boolean(v: Any) -> bool:
 
 
 def _strings(v: Any) -> tuple[str, ...]:
-    if isinstance(v, (list, tuple)) and all(type(i) is str for i in v):
-        return tuple(v)
+    if isinstance(v, (list, tuple)):
+        t = tuple(v)
+        try:
+            "".join(t)  # the quickest check that every item is a string (C speed)
+        except TypeError:
+            pass
+        else:
+            return t
     raise Bad("expected a list of strings")
 
 
@@ -98,18 +115,18 @@ def _authorizations(v: Any) -> tuple[dict[str, Any], ...]:
         raise Bad("expected a list of {scope, granted_on, expires_on, revoked_on}")
     out = []
     for a in v:
-        if not isinstance(a, Mapping) or not isinstance(a.get("scope"), str):
+        if (type(a) is not dict and not isinstance(a, Mapping)) or type(a.get("scope")) is not str:
             raise Bad("each authorization needs a scope")
-        if not _AUTH_KEYS.issuperset(a):
+        if len(a) > 4 or not _AUTH_KEYS.issuperset(a):
             extra = sorted(str(k) for k in set(a) - _AUTH_KEYS)[0]
             raise Bad(f"unknown authorization key '{extra[:40]}'")
+        g, e, r = a.get("granted_on"), a.get("expires_on"), a.get("revoked_on")
         out.append(
             {
                 "scope": a["scope"],
-                **{
-                    k: (_date(a[k]) if a.get(k) not in (None, "") else None)
-                    for k in ("granted_on", "expires_on", "revoked_on")
-                },
+                "granted_on": None if g is None or g == "" else _date(g),
+                "expires_on": None if e is None or e == "" else _date(e),
+                "revoked_on": None if r is None or r == "" else _date(r),
             }
         )
     return tuple(out)
@@ -167,7 +184,15 @@ def field_types(fields: Mapping[str, FieldSpec]) -> dict[str, str]:
 
 
 class Normalizer:
-    """The schema compiled once; `first_problem(record)` converts in place."""
+    """The schema compiled once; `first_problem(record)` converts a record in place.
+
+    Records of one source mostly share a few shapes (the same keys, with values of the
+    same types). The work a shape needs (which keys to convert, or its problem) is
+    worked out once and kept in a bounded cache, so a record costs one dictionary
+    lookup plus the conversions its values really need (dates, lists).
+    """
+
+    _MAX_SHAPES = 4096
 
     def __init__(self, fields: Mapping[str, FieldSpec]):
         self.plain: dict[str, tuple[type, ...]] = {}
@@ -179,28 +204,42 @@ class Normalizer:
                 self.plain[key] = _PLAIN[spec.type]
             self.convert[key] = _CONVERT[spec.type]
         self.plain.update(_RESERVED_PLAIN)
+        self.plain["id"] = (str,)
         self.convert.update(_RESERVED)
+        self._shapes: dict[tuple[tuple[Any, ...], tuple[type, ...]], Any] = {}
 
-    def first_problem(self, record: dict[str, Any]) -> Problem | None:
-        """Normalize `record` in place; return its first problem (key, message) or None."""
-        plain = self.plain
-        convert = self.convert
+    def _shape_work(self, record: dict[str, Any]) -> tuple[tuple[str, Convert], ...] | Problem:
+        todo = []
         for key, v in record.items():
-            t = plain.get(key)
-            if t is not None and type(v) in t:
-                if v == "":
-                    record[key] = None
+            if v is None or type(v) in self.plain.get(key, ()):
                 continue
-            if v is None:
-                continue
-            conv = convert.get(key)
+            conv = self.convert.get(key)
             if conv is None:
                 return (str(key)[:40], "not a field in policy/fields.yaml nor a reserved key")
-            if v == "":
-                record[key] = None
-                continue
+            todo.append((key, conv))
+        return tuple(todo)
+
+    def first_problem(self, record: dict[str, Any], maybe_empty: bool = True) -> Problem | None:
+        """Normalize `record` in place; return its first problem (key, message) or None.
+
+        `maybe_empty=False` is the caller's promise that no value is "" (a JSON line
+        without `""` in it, say), which saves a scan of the values."""
+        values = record.values()
+        if maybe_empty and "" in values:  # empty means unknown, as null does
+            for key, v in record.items():
+                if v == "" and type(v) is str:
+                    record[key] = None
+        shape = (tuple(record), tuple(map(type, values)))
+        work = self._shapes.get(shape)
+        if work is None:
+            if len(self._shapes) >= self._MAX_SHAPES:
+                self._shapes.clear()
+            work = self._shapes[shape] = self._shape_work(record)
+        if work and type(work[0]) is str:  # the shape's problem (key, message)
+            return work  # type: ignore[return-value]
+        for key, conv in work:
             try:
-                record[key] = conv(v)
+                record[key] = conv(record[key])
             except Bad as exc:
                 return (key, str(exc))
             except (ValueError, TypeError, OverflowError):

@@ -150,26 +150,54 @@ def _guard(test: Callable[[Any], bool], key: str) -> Predicate:
     return pred
 
 
+class _Source:
+    """Builds one Python expression for the whole tree, so that a record costs one call
+    plus one per leaf that needs a guard; `==`, `in`, `exists` and list `contains` are
+    inlined (each is already false on null and cannot raise)."""
+
+    def __init__(self, types: Mapping[str, str], at: dt.datetime):
+        self.types, self.at = types, at
+        self.names: dict[str, Any] = {}
+
+    def bind(self, value: Any) -> str:
+        name = f"_{len(self.names)}"
+        self.names[name] = value
+        return name
+
+    def expr(self, c: Condition) -> str:
+        if isinstance(c, Leaf):
+            return self.leaf(c)
+        if isinstance(c, Not):
+            return f"(not {self.expr(c.item)})"
+        if isinstance(c, (AllOf, AnyOf)):
+            joiner = " and " if isinstance(c, AllOf) else " or "
+            return "(" + joiner.join(self.expr(i) for i in c.items) + ")"
+        raise TypeError(f"not a condition: {type(c).__name__}")
+
+    def leaf(self, leaf: Leaf) -> str:
+        pred = _leaf(leaf, self.types, self.at)  # validates the leaf in every case
+        key = self.bind(leaf.field)
+        type_, op = self.types[leaf.field], leaf.op
+        if op == "==" and type_ != "list[string]":
+            return f"(r.get({key}) == {self.bind(_coerce(leaf, type_, leaf.value))})"
+        if op == "in" and type_ != "list[string]":
+            values = frozenset(_coerce(leaf, type_, v) for v in leaf.value)
+            return f"(r.get({key}) in {self.bind(values)})"
+        if op == "exists" and leaf.value in (None, True):
+            return f"(r.get({key}) is not None)"
+        if op == "contains" and type_ == "list[string]":
+            return f"({self.bind(_coerce(leaf, type_, leaf.value))} in (r.get({key}) or ()))"
+        return f"{self.bind(pred)}(r)"
+
+
 def _compile(c: Condition, types: Mapping[str, str], at: dt.datetime) -> Predicate:
-    if isinstance(c, Leaf):
-        return _leaf(c, types, at)
-    if isinstance(c, Not):
-        inner = _compile(c.item, types, at)
-        return lambda r: not inner(r)
-    parts = tuple(_compile(i, types, at) for i in c.items)
-    if len(parts) == 1:
-        return parts[0]
-    if isinstance(c, AllOf):
-        if len(parts) == 2:
-            a, b = parts
-            return lambda r: a(r) and b(r)
-        return lambda r: all(p(r) for p in parts)
-    if isinstance(c, AnyOf):
-        if len(parts) == 2:
-            a, b = parts
-            return lambda r: a(r) or b(r)
-        return lambda r: any(p(r) for p in parts)
-    raise TypeError(f"not a condition: {type(c).__name__}")
+    src = _Source(types, at)
+    body = src.expr(c)
+    namespace: dict[str, Any] = dict(src.names)
+    exec(
+        f"def segment(r):\n    return bool({body})\n", namespace
+    )  # our own source, from a validated tree
+    return namespace["segment"]
 
 
 def compile_segment(

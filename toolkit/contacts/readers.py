@@ -34,7 +34,7 @@ def read_jsonl(f: BinaryIO, norm: Normalizer) -> Iterator[SourceRecord]:
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
     first_problem = norm.first_problem
-    make = SourceRecord
+    new = tuple.__new__  # SourceRecord(...) without the Python-level __new__: hot loop
     line = 0
     for raw in f:
         line += 1
@@ -52,16 +52,17 @@ def read_jsonl(f: BinaryIO, norm: Normalizer) -> Iterator[SourceRecord]:
             if rec is None:
                 if not raw.strip():
                     continue  # blank lines are not records
-                yield make(line, None, "not valid JSON (one UTF-8 JSON object a line)")
+                yield SourceRecord(line, None, "not valid JSON (one UTF-8 JSON object a line)")
                 continue
         if type(rec) is not dict:
-            yield make(line, None, "not a JSON object")
+            yield SourceRecord(line, None, "not a JSON object")
             continue
-        p = first_problem(rec)
+        # `""` in the raw line is the only way a value can be an empty string
+        p = first_problem(rec, b'""' in raw)
         if p is None:
-            yield make(line, rec, None)
+            yield new(SourceRecord, (line, rec, None))
         else:
-            yield make(line, None, _problem(p))
+            yield SourceRecord(line, None, _problem(p))
 
 
 def _check_columns(where: str, columns: list[str], types: dict[str, str]) -> None:
@@ -148,7 +149,7 @@ def read_csv(
         except _CellError as exc:
             yield SourceRecord(line, None, f"key '{exc.key}': {exc.message}")
             continue
-        p = first_problem(rec)
+        p = first_problem(rec, False)  # empty cells were left out
         yield SourceRecord(line, None, _problem(p)) if p else SourceRecord(line, rec, None)
 
 
@@ -183,7 +184,7 @@ def read_sqlite(
             except _CellError as exc:
                 yield SourceRecord(n, None, f"key '{exc.key}': {exc.message}")
                 continue
-            p = first_problem(rec)
+            p = first_problem(rec, False)  # empty cells were left out
             yield SourceRecord(n, None, _problem(p)) if p else SourceRecord(n, rec, None)
     except sqlite3.DatabaseError:
         raise UserError(
