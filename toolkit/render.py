@@ -30,7 +30,7 @@ import css_inline
 import mjml
 from jinja2 import FunctionLoader, Template, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
-from markupsafe import escape
+from markupsafe import Markup, escape
 
 from toolkit.jinja_env import make_env, make_string_env
 from toolkit.models import Campaign, Repo
@@ -153,6 +153,18 @@ def _forget(key: int) -> None:
     _ENVS.pop(key, None)
 
 
+# control characters other than tab and line breaks: invalid in HTML, and MJML stops at them
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _no_controls(value: Any) -> Any:
+    """Jinja `finalize`: every value a template prints loses its control characters."""
+    if isinstance(value, str) and _CONTROLS.search(value):
+        cleaned = _CONTROLS.sub("", value)
+        return Markup(cleaned) if isinstance(value, Markup) else cleaned
+    return value
+
+
 def repo_env(repo: Repo) -> SandboxedEnvironment:
     """The Jinja environment over the repository's loaded templates (not the disk),
     with the configuration of toolkit.jinja_env. File names are repository-relative."""
@@ -163,7 +175,8 @@ def repo_env(repo: Repo) -> SandboxedEnvironment:
             t = repo.templates.get(name)
             return (t.source, t.file, lambda: True) if t is not None else None
 
-        env = make_env(repo.root / "templates").overlay(loader=FunctionLoader(load))
+        env = make_env(repo.root / "templates").overlay(loader=FunctionLoader(load),
+                                                        finalize=_no_controls)
         _ENVS[key] = env
         _CACHE.setdefault(key, {})
         weakref.finalize(repo, _forget, key)
