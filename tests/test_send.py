@@ -232,3 +232,86 @@ def test_missing_relay_credentials_is_a_usage_error(tmp_path: Path) -> None:
         assert s.received == []
     assert r.returncode == 2
     assert "RELAY_PASSWORD (relays.default.password_env) is not set" in r.stderr
+
+
+def _smime_identity(address: str) -> tuple[str, object, object]:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Synthetic Patient")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(address)]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), cert, key
+
+
+def test_smime_messages_decrypt_with_the_recipient_key(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.serialization import pkcs7
+
+    pem, cert, key = _smime_identity("patient0@example.org")
+    records = [contact(0, smime_certificate=pem), contact(1)]
+    with sendable(tmp_path, records=records,
+                  delivery={"relay": "default", "encryption": "smime-preferred"}) as s:
+        r = send(s)
+        assert r.returncode == 0, r.stderr
+        got = {m.rcpt_tos[0]: m.data for m in s.received}
+    enc = parsed(got["patient0@example.org"])
+    assert enc.get_content_type() == "application/pkcs7-mime"
+    assert enc.get_param("smime-type") == "enveloped-data"
+    assert enc["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"  # outer headers readable
+    assert b"Hello Pat0" not in got["patient0@example.org"].split(b"\r\n\r\n", 1)[1]
+    inner = pkcs7.pkcs7_decrypt_der(enc.get_payload(decode=True), cert, key, [])
+    inner_msg = parsed(inner)
+    assert inner_msg.get_content_type() == "multipart/alternative"
+    assert "Hello Pat0," in inner_msg.get_body(("html",)).get_content()
+    plain = parsed(got["patient1@example.org"])  # no certificate: TLS only (smime-preferred)
+    assert plain.get_content_type() == "multipart/alternative"
+    events = [e for e in audit_events(s.root) if e["event"] == "recipient"]
+    assert sorted(e["fields"]["smime"] for e in events) == [False, True]
+
+
+def test_fast_builder_matches_the_reference_builder(example_root: Path) -> None:
+    """Headers byte-identical to toolkit.message.build_message; parts decode the same."""
+    import datetime as dt
+
+    from toolkit.loader import load_repo
+    from toolkit.message import build_message, preview_token
+    from toolkit.render import render_campaign
+    from toolkit.send.wire import WireBuilder
+
+    repo, _ = load_repo(example_root)
+    now = dt.datetime(2026, 3, 1, 9, 30, tzinfo=dt.UTC)
+    odd = {"first_name": "Zoë\r\nBcc: x@example.org", "email": "Zoë.Sample+tag@example.org"}
+    checked = 0
+    for cid, campaign in sorted(repo.campaigns.items()):
+        for persona in repo.personas.values():
+            for extra in ({}, odd, {"first_name": "A" * 90}):
+                c = {**persona.contact, **extra}
+                try:
+                    rendered = render_campaign(repo, campaign, c, now=now)
+                except Exception:
+                    continue
+                token = preview_token(repo, campaign, c)
+                ref = build_message(repo, campaign, c, rendered, digest="sha256:ab", token=token,
+                                    now=now).as_bytes()
+                fast = WireBuilder(repo, campaign, digest="sha256:ab", now=now).build(
+                    address=c["email"], rendered=rendered, token=token).as_bytes()
+                assert fast.split(b"\r\n\r\n")[0] == ref.split(b"\r\n\r\n")[0], cid
+                a, b = parsed(ref), parsed(fast)
+                assert [(p.get_content_type(), p["Content-Transfer-Encoding"], p.get_content())
+                        for p in a.iter_parts()] == [
+                    (p.get_content_type(), p["Content-Transfer-Encoding"], p.get_content())
+                    for p in b.iter_parts()], cid
+                assert max(len(line) for line in fast.split(b"\r\n")) <= 998
+                checked += 1
+    assert checked >= 20
