@@ -162,7 +162,23 @@ def _analyze_string(source: str, pos: Pos, part: str, fields: frozenset[str]) ->
     return walker
 
 
+# id(campaign) -> (repo, campaign, analysis): lint asks once per rule family and once for
+# CNT-003 over all campaigns; the identity check makes a recycled id harmless.
+_BY_CAMPAIGN: dict[int, tuple[Repo, Campaign, CampaignAnalysis]] = {}
+
+
 def analyze_campaign(repo: Repo, campaign: Campaign) -> CampaignAnalysis:
+    hit = _BY_CAMPAIGN.get(id(campaign))
+    if hit is not None and hit[0] is repo and hit[1] is campaign:
+        return hit[2]
+    analysis = _analyze_campaign(repo, campaign)
+    if len(_BY_CAMPAIGN) >= 4 * _CACHE_MAX:
+        _BY_CAMPAIGN.clear()
+    _BY_CAMPAIGN[id(campaign)] = (repo, campaign, analysis)
+    return analysis
+
+
+def _analyze_campaign(repo: Repo, campaign: Campaign) -> CampaignAnalysis:
     fields = frozenset(repo.fields)
     uses: list[FieldUse] = []
     problems: list[Finding] = []

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from toolkit.findings import Finding, Pos, Severity
 from toolkit.lint import CampaignContext, RepoContext
 from toolkit.rules.base import Rule, finding
 from toolkit.rules.phi import PART_NAMES, field_class
-from toolkit.rules.tracking import host_in
+from toolkit.rules.tracking import host_in, images_without_alt
 from toolkit.yamlpos import Located
 
 # --- CNT-001 -----------------------------------------------------------------------------
@@ -85,19 +84,24 @@ def _scan_text(rel: str, text: str, verified: tuple[str, ...],
                patterns: list[tuple[str, re.Pattern[str]]]) -> Iterator[tuple[Pos, str]]:
     """(position, what) for every hard-coded identifier in a file's text. The value itself
     is never repeated: it may be real PHI."""
-    for n, line in enumerate(text.splitlines(), 1):
-        for m in _SSN.finditer(line):
-            if not ssn_is_synthetic(m.group(1)):
-                yield Pos(rel, n, m.start() + 1), "an SSN-like number"
-        for m in _DOB.finditer(line):
-            yield Pos(rel, n, m.start() + 1), "a date of birth"
-        for m in _EMAIL.finditer(line):
+
+    def pos(offset: int) -> Pos:
+        line_start = text.rfind("\n", 0, offset) + 1
+        return Pos(rel, text.count("\n", 0, offset) + 1, offset - line_start + 1)
+
+    for m in _SSN.finditer(text):
+        if not ssn_is_synthetic(m.group(1)):
+            yield pos(m.start()), "an SSN-like number"
+    for m in _DOB.finditer(text):
+        yield pos(m.start()), "a date of birth"
+    if "@" in text:
+        for m in _EMAIL.finditer(text):
             domain = m.group(1)
             if not _FILE_SUFFIX.search(domain) and not email_is_synthetic(domain, verified):
-                yield Pos(rel, n, m.start() + 1), "an email address outside verified_domains"
-        for name, rx in patterns:
-            for m in rx.finditer(line):
-                yield Pos(rel, n, m.start() + 1), f"a value matching the pattern of '{name}'"
+                yield pos(m.start()), "an email address outside verified_domains"
+    for name, rx in patterns:
+        for m in rx.finditer(text):
+            yield pos(m.start()), f"a value matching the pattern of '{name}'"
 
 
 def _persona_values(data: Any, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], str]]:
@@ -178,16 +182,6 @@ def check_unfollowable(ctx: RepoContext) -> Iterator[Finding]:
 # --- CNT-004 -----------------------------------------------------------------------------
 
 
-class _Images(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.missing_alt = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "img" and "alt" not in dict(attrs):
-            self.missing_alt += 1
-
-
 def check_accessibility(ctx: CampaignContext) -> Iterator[Finding]:
     analysis = ctx.analysis
     template = ctx.repo.template_for(ctx.campaign)
@@ -201,10 +195,7 @@ def check_accessibility(ctx: CampaignContext) -> Iterator[Finding]:
                           "the image (alt=\"\" if it is only decoration)", tag.pos)
     if not static_missing:
         for message in ctx.renders:
-            scan = _Images()
-            scan.feed(message.html)
-            scan.close()
-            if scan.missing_alt:
+            if images_without_alt(message.html):
                 yield finding("CNT-004", "the rendered message has an image without alt text; "
                               "add alt=\"...\" to every image", Pos(template.file, 1))
                 break
