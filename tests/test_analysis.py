@@ -266,3 +266,13 @@ def test_cache_follows_partial_edits(tmp_path: Path) -> None:
     repo2, _ = load_repo(root)
     again = analyze_campaign(repo2, repo2.campaigns["appointment-reminder"])
     assert "language" in again.fields_used
+
+
+def test_include_cycles_are_reported_not_followed(tmp_path: Path) -> None:
+    a = analyze(tmp_path, '{% include "partials/a.mjml" %}\n',
+                {"a.mjml": '{{ contact.age }}{% include "partials/b.mjml" %}\n',
+                 "b.mjml": '{% include "partials/a.mjml" %}\n'})
+    assert uses(a) == {("age", "templates/partials/a.mjml", 1)}
+    assert [(p.rule, p.file, p.line) for p in a.problems] == [
+        ("CFG-002", "templates/partials/b.mjml", 1)]
+    assert "includes itself" in a.problems[0].message

@@ -111,6 +111,7 @@ class Walker:
     modules: dict[str, Module] = field(default_factory=dict)
     blocks: dict[str, list[tuple[list[nodes.Node], str]]] = field(default_factory=dict)
     supers: list[list[tuple[list[nodes.Node], str]]] = field(default_factory=list)
+    including: list[str] = field(default_factory=list)  # templates being walked: cycle guard
 
     def __post_init__(self) -> None:
         self.html = HtmlState(self.urls, self.tags)
@@ -151,6 +152,7 @@ class Walker:
         saved = self.file, self.lines
         self.file, self.lines = parsed.file, parsed.lines
         self.files[parsed.file] = None
+        self.including.append(parsed.file)
         try:
             body = parsed.ast.body
             parent = next((n for n in body if isinstance(n, nodes.Extends)), None)
@@ -164,9 +166,13 @@ class Walker:
                 if isinstance(node, (nodes.Assign, nodes.Macro, nodes.Import, nodes.FromImport)):
                     self.stmt(node, scope)
             target = self.load(parent.template, parent.lineno)
-            if target is not None:
+            if target is not None and target.file in self.including:
+                self.problem(MISSING, f"'{target.file}' extends itself; break the cycle",
+                             parent.lineno)
+            elif target is not None:
                 self.template(target, scope)
         finally:
+            self.including.pop()
             self.file, self.lines = saved
 
     def load(self, expr: nodes.Expr, lineno: int, *, ignore_missing: bool = False) -> Parsed | None:
@@ -280,7 +286,10 @@ class Walker:
             self.body(node.body, scope)
         elif isinstance(node, nodes.Include):
             parsed = self.load(node.template, node.lineno, ignore_missing=node.ignore_missing)
-            if parsed is not None and parsed.file not in self.active_files():
+            if parsed is not None and parsed.file in self.including:
+                self.problem(MISSING, f"'{parsed.file}' includes itself (through "
+                             f"{' -> '.join(self.including)}); break the cycle", node.lineno)
+            elif parsed is not None:
                 self.template(parsed, dict(scope) if node.with_context else {})
         elif isinstance(node, nodes.Import):
             parsed = self.load(node.template, node.lineno)
@@ -305,11 +314,6 @@ class Walker:
         elif isinstance(node, nodes.Extends):
             self.expr(node.template, scope)
         # Break, Continue: no data flow
-
-    def active_files(self) -> set[str]:
-        # include recursion guard: the file being walked (deeper cycles stop at the parser's
-        # own limit at render time; here one level is enough to stay finite)
-        return {self.file}
 
     def block(self, chain: list[tuple[list[nodes.Node], str]], scope: dict[str, Any]) -> None:
         body, file = chain[0]
