@@ -104,7 +104,8 @@ def build_site(repo: Repo, load_findings: list[Finding], out: Path,
     _prepare_out(out)
     env = _env()
     org = repo.config.organization.name if repo.config else "campaign repository"
-    common = {"org": org, "rules": RULES}
+    env.globals["rules"] = RULES  # macros see globals, not the page context
+    common = {"org": org}
     pages = 0
 
     def write(rel: str, template: str, **ctx: object) -> None:
