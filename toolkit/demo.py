@@ -153,7 +153,7 @@ def _send_all(repo_root: Path, result: DemoResult, echo: Callable[[str], None]) 
     import io
 
     from toolkit.loader import load_repo
-    from toolkit.send.run import SendOptions, send_campaign, summary_lines
+    from toolkit.send.run import SendOptions, send_campaign
 
     repo, findings = load_repo(repo_root)
     contacts = str(repo_root / CONTACTS)
@@ -167,9 +167,11 @@ def _send_all(repo_root: Path, result: DemoResult, echo: Callable[[str], None]) 
             result.refused[cid] = reasons[0] if reasons else exc.message
             echo(f"  {cid}: refused by the gate: {result.refused[cid]}")
             continue
-        line = summary_lines(report)[0]
-        result.sent[cid] = line
-        echo(f"  {line}")
+        c = report.counts
+        result.sent[cid] = (f"sent {c['sent']}, failed {c['failed']}, unconfirmed "
+                            f"{c['unconfirmed']}; excluded by the gates "
+                            f"{sum(report.planned.excluded.values())}")
+        echo(f"  {cid}: {result.sent[cid]}")
 
 
 def _verify_audit(repo_root: Path) -> int:

@@ -28,8 +28,9 @@ def demo(app: App, out: Path) -> int:
     click.echo(f"campaign demo: working on a copy of {app.root.resolve()} in {out}/")
     result = run_demo(app.root, out, echo=click.echo, build_site=_build_site)
     click.echo("")
-    click.echo(f"sent {sum(1 for _ in result.sent)} campaign(s), {result.messages} message(s) "
-               f"over STARTTLS; {len(result.refused)} refused by the gate")
+    click.echo(f"sent {len(result.sent)} campaign(s), {result.messages} message(s) over "
+               f"STARTTLS to the local relay; {len(result.refused)} campaign(s) refused by "
+               "the gate")
     click.echo(f"mailbox:      {result.mailbox}/  (Maildir: new/ holds one file a message)")
     if result.site is not None:
         click.echo(f"preview site: {result.site / 'index.html'}")
