@@ -281,8 +281,9 @@ def render_campaign(repo: Repo, campaign: Campaign, contact: dict[str, Any], *,
                     persona: str | None = None,
                     unsubscribe_url: str = PREVIEW_UNSUBSCRIBE_URL,
                     view_online_url: str = PREVIEW_VIEW_ONLINE_URL,
-                    now: dt.datetime | None = None) -> RenderedMessage:
-    """One message for one contact. Raises RenderError (file, line) when it cannot render."""
+                    now: dt.datetime | None = None, text: bool = True) -> RenderedMessage:
+    """One message for one contact. Raises RenderError (file, line) when it cannot render.
+    `text=False` skips the plain-text part (lint reads only the HTML; it is the costliest step)."""
     if repo.config is None or campaign.sender not in repo.config.senders:
         raise RenderError(f"sender '{campaign.sender}' is not defined in toolkit.yaml",
                           campaign.file, campaign.pos("sender").line)
@@ -305,8 +306,8 @@ def render_campaign(repo: Repo, campaign: Campaign, contact: dict[str, Any], *,
         template = repo.template_for(campaign)
         raise RenderError(f"MJML does not compile ({exc}); `campaign lint` shows the line",
                           template.file if template else campaign.file) from None
-    text = html_to_text(html)
-    return RenderedMessage(campaign.id, persona, subject, preheader, html, text, source)
+    plain = html_to_text(html) if text else ""
+    return RenderedMessage(campaign.id, persona, subject, preheader, html, plain, source)
 
 
 def preview_unsubscribe_url(repo: Repo, campaign: Campaign, contact: dict[str, Any]) -> str:
@@ -320,19 +321,20 @@ def preview_unsubscribe_url(repo: Repo, campaign: Campaign, contact: dict[str, A
     return url.replace("{token}", preview_token(repo, campaign, contact))
 
 
-def render_preview(repo: Repo, campaign: Campaign, persona: str) -> RenderedMessage:
+def render_preview(repo: Repo, campaign: Campaign, persona: str, *,
+                   text: bool = True) -> RenderedMessage:
     """A persona's preview: fixed time, preview unsubscribe token; deterministic."""
     contact = repo.personas[persona].contact
     return render_campaign(repo, campaign, contact, persona=persona,
                            unsubscribe_url=preview_unsubscribe_url(repo, campaign, contact),
-                           now=preview_now(campaign))
+                           now=preview_now(campaign), text=text)
 
 
 def render_for_lint(repo: Repo, campaign: Campaign) -> list[RenderedMessage]:
     out = []
     for name in repo.personas:
         try:
-            out.append(render_preview(repo, campaign, name))
+            out.append(render_preview(repo, campaign, name, text=False))
         except RenderError:  # the analysis and check_mjml report why a template cannot render
             continue
     return out

@@ -1,0 +1,125 @@
+"""Lint benchmark: a repository of N campaigns, lint time against bare YAML parse time.
+
+    /work/venv/bin/python bench/lint_bench.py [--campaigns 1000] [--repeat 3] [--profile]
+
+The repository is the bundled example (templates, partials, segments, policy, personas)
+with N campaigns generated from its eleven, each with its own title, subject and id.
+"Parse" is yaml.load with the C loader over every YAML file of that repository, the
+least any linter must do; "lint" is load_repo + run_lint in-process (all rules, renders
+included), as `campaign lint` runs them. Results go to stdout; see bench/lint.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def make_repo(dest: Path, n: int) -> Path:
+    root = dest / "repo"
+    for part in ("toolkit.yaml", "templates", "segments", "policy", "fixtures"):
+        src = ROOT / part
+        if src.is_dir():
+            shutil.copytree(src, root / part)
+        else:
+            root.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, root / part)
+    examples = sorted((ROOT / "campaigns").glob("*/campaign.yaml"))
+    for i in range(n):
+        src = examples[i % len(examples)]
+        text = src.read_text()
+        text = text.replace("title: ", f"title: Wave {i} of ", 1)
+        folder = root / "campaigns" / f"{src.parent.name}-{i:04d}"
+        folder.mkdir(parents=True)
+        (folder / "campaign.yaml").write_text(text)
+    return root
+
+
+def yaml_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml"))
+
+
+def time_parse(root: Path) -> float:
+    files = yaml_files(root)
+    t = time.perf_counter()
+    for p in files:
+        yaml.load(p.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
+    return time.perf_counter() - t
+
+
+def time_lint(root: Path) -> tuple[float, float, int]:
+    from toolkit.lint import run_lint
+    from toolkit.loader import load_repo
+
+    t = time.perf_counter()
+    repo, load_findings = load_repo(root)
+    t_load = time.perf_counter() - t
+    result = run_lint(repo, load_findings)
+    return time.perf_counter() - t, t_load, len(result.findings)
+
+
+def time_lint_static(root: Path) -> float:
+    """Lint with every rendered-body check skipped (renders empty): the static part alone."""
+    from functools import cached_property
+
+    from toolkit import lint
+
+    original = lint.CampaignContext.__dict__["renders"]
+    no_renders = cached_property(lambda self: [])
+    no_renders.__set_name__(lint.CampaignContext, "renders")
+    lint.CampaignContext.renders = no_renders
+    try:
+        return time_lint(root)[0]
+    finally:
+        lint.CampaignContext.renders = original
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--campaigns", type=int, default=1000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--profile", action="store_true", help="print a cProfile of one lint")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = make_repo(Path(tmp), args.campaigns)
+        n_files = len(yaml_files(root))
+        # each lint runs in a fresh process state as far as the repository goes: caches are
+        # keyed by repository objects, which each load creates anew
+        parse = min(time_parse(root) for _ in range(args.repeat))
+        runs = [time_lint(root) for _ in range(args.repeat)]
+        lint, load, findings = min(runs)
+        static = min(time_lint_static(root) for _ in range(args.repeat))
+        personas = yaml.safe_load((root / "fixtures" / "personas.yaml").read_text())
+        renders = args.campaigns * len(personas)
+        print(f"campaigns: {args.campaigns}, YAML files: {n_files}, findings: {findings}")
+        print(f"parse (yaml CSafeLoader): {parse * 1000:8.1f} ms")
+        print(f"load_repo:                {load * 1000:8.1f} ms")
+        print(f"lint without renders:     {static * 1000:8.1f} ms   = {static / parse:.2f}x parse")
+        print(f"lint (load + all rules):  {lint * 1000:8.1f} ms   = {lint / parse:.2f}x parse")
+        print(f"  of which renders:       {(lint - static) * 1000:8.1f} ms   for {renders} "
+              f"campaign x persona renders = {(lint - static) / renders * 1000:.2f} ms each")
+        if args.profile:
+            from toolkit.lint import run_lint
+            from toolkit.loader import load_repo
+
+            prof = cProfile.Profile()
+            prof.enable()
+            repo, lf = load_repo(root)
+            run_lint(repo, lf)
+            prof.disable()
+            pstats.Stats(prof).sort_stats("cumulative").print_stats(35)
+
+
+if __name__ == "__main__":
+    main()
