@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from toolkit.analysis import analyze_campaign
+from toolkit.analysis import TagUse, analyze_campaign
 from toolkit.findings import Finding, Pos, Severity
 from toolkit.lint import CampaignContext, RepoContext
 from toolkit.rules.base import Rule, finding
@@ -182,14 +182,31 @@ def check_unfollowable(ctx: RepoContext) -> Iterator[Finding]:
 # --- CNT-004 -----------------------------------------------------------------------------
 
 
+def _default_alt(tags: tuple[TagUse, ...]) -> bool:
+    """An <mj-attributes> default (<mj-image alt> or <mj-all alt>) gives every image an alt."""
+    inside = False
+    for tag in tags:
+        if tag.name == "mj-attributes":
+            inside = True
+        elif tag.name in ("mj-body", "mj-section"):
+            inside = False
+        elif inside and tag.name in ("mj-image", "mj-all") and tag.attr("alt") is not None:
+            return True
+    return False
+
+
 def check_accessibility(ctx: CampaignContext) -> Iterator[Finding]:
     analysis = ctx.analysis
     template = ctx.repo.template_for(ctx.campaign)
     if template is None or not analysis.complete:
         return
     static_missing = False
-    for tag in analysis.tags:
-        if tag.name in ("mj-image", "img") and tag.attr("alt") is None:
+    if _default_alt(analysis.tags):
+        images: list[TagUse] = []
+    else:
+        images = [t for t in analysis.tags if t.name in ("mj-image", "img")]
+    for tag in images:
+        if tag.attr("alt") is None:
             static_missing = True
             yield finding("CNT-004", f"<{tag.name}> without alt text; add alt=\"...\" describing "
                           "the image (alt=\"\" if it is only decoration)", tag.pos)

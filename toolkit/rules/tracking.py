@@ -101,6 +101,8 @@ def _kind(tag: str, attr: str, attrs: dict[str, str]) -> str:
         return "script"
     if tag == "link":
         return "stylesheet"
+    if tag == "mj-font":
+        return "web font"
     if attr in ("href", "action", "formaction", "cite"):
         return "link"
     width = attrs.get("width", "").strip().removesuffix("px")
