@@ -61,9 +61,25 @@ def test_no_phi_recipients_only_as_pseudonyms(paths: tuple[Path, Path]) -> None:
     assert all(r.startswith("r_") for r in recipients) and len(set(recipients)) == 3
     with AuditLog.at(*paths, KEY) as log, pytest.raises(AuditError) as err:
         log.append("recipient", campaign="flu", recipient="Pat.One@example.org", status="sent")
-    assert ("refusing to write an email address into the audit log (field 'fields.recipient')"
-            in err.value.message)
+    assert err.value.message.startswith(
+        "refusing to write a recipient that is not a pseudonym into the audit log")
     assert verify_log(*paths, KEY).entries == 5  # nothing was written
+
+
+def test_addresses_in_free_text_are_removed_unless_the_organizations(tmp_path: Path) -> None:
+    paths = (tmp_path / "a.jsonl", tmp_path / "head.json")
+    with AuditLog.at(*paths, KEY, allowed_domains=("Clinic.example.org",)) as log:
+        entry = log.append("refusal", campaign="flu", reasons=[
+            "templates/x.mjml:3:1: error PHI-002 hard-coded address pat.one@example.org",
+            "toolkit.yaml:9:5: From care@clinic.example.org is not verified",
+        ], reply="550 5.1.1 <pat.two@example.net>: user unknown")
+    assert entry["fields"]["reasons"] == [
+        "templates/x.mjml:3:1: error PHI-002 hard-coded address [address removed]",
+        "toolkit.yaml:9:5: From care@clinic.example.org is not verified",
+    ]
+    assert entry["fields"]["reply"] == "550 5.1.1 <[address removed]>: user unknown"
+    assert "pat." not in paths[0].read_text()
+    assert verify_log(*paths, KEY).ok
 
 
 def test_edited_entry_is_named(paths: tuple[Path, Path]) -> None:
@@ -177,7 +193,7 @@ def test_wrong_key_fails_every_entry(paths: tuple[Path, Path]) -> None:
 def test_batched_recipient_entries_after_the_head_are_noted(paths: tuple[Path, Path]) -> None:
     log = AuditLog.at(*paths, KEY)
     log.append("send-start", campaign="flu")  # synced: the head is at seq 1
-    log.append("recipient", campaign="flu", recipient="r_x", status="sent", code=250)
+    log.append("recipient", campaign="flu", recipient="r_" + "a" * 32, status="sent", code=250)
     report = verify_log(*paths, KEY)  # as after a crash before the batch was synced
     assert report.ok
     assert report.notes == ["1 entries after seq 1 were written after the last chain-head update "

@@ -12,8 +12,9 @@ breaks `seq` and `prev`. A truncated tail leaves a valid chain, so the chain
 head (last seq and hash, with its own mac) is also kept in a head file in the
 state folder, which `verify_log` compares with the log.
 
-Recipients appear only as keyed pseudonyms; `append` refuses anything that
-looks like an email address, so a caller cannot leak one by mistake.
+Recipients appear only as keyed pseudonyms: `append` refuses a `recipient` that
+is not one, and replaces any other address in free text (a refusal reason, a
+relay reply) unless it is at one of the organization's verified domains.
 
 Durability: every entry is written with one os.write on an O_APPEND file under
 an exclusive lock, so it survives a crash of this process. fsync (and the head
@@ -46,7 +47,9 @@ HEAD_NAME = "audit-head.json"
 SYNC_EVERY = 256
 SYNC_SECONDS = 1.0
 _BATCHED = frozenset({"recipient"})
-_EMAIL = re.compile(r"[^\s@<>\"']+@[^\s@<>\"']+\.[A-Za-z]{2,}")
+_EMAIL = re.compile(r"[^\s@<>\"'(),;:]+@[^\s@<>\"'(),;:]+\.[A-Za-z]{2,}")
+_PSEUDONYM = re.compile(r"r_[a-z2-7]{32}")
+REDACTED = "[address removed]"
 
 
 class AuditError(click.ClickException):
@@ -78,23 +81,28 @@ def head_mac(key: bytes, seq: int, hash_hex: str) -> str:
     ).hexdigest()
 
 
-def _check_no_phi(value: Any, path: str) -> None:
+def _scrub(value: Any, path: str, allowed: tuple[str, ...]) -> Any:
+    """The value with every address outside the organization's domains replaced.
+
+    Free text (a refusal reason quoting a lint finding, a relay reply) may quote an
+    address; the organization's own (sender, reply-to) are not PHI and stay.
+    """
     if isinstance(value, str):
-        if _EMAIL.search(value):
-            raise AuditError(
-                f"refusing to write an email address into the audit log (field '{path}'); "
-                "log recipients as pseudonyms (AuditLog.pseudonym)"
-            )
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            _check_no_phi(v, f"{path}.{k}")
-    elif isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            _check_no_phi(v, f"{path}[{i}]")
-    elif value is not None and not isinstance(value, (bool, int, float)):
-        raise AuditError(
-            f"audit field '{path}' has type {type(value).__name__}; use text, numbers or lists"
-        )
+
+        def redact(m: re.Match[str]) -> str:
+            domain = m.group(0).rsplit("@", 1)[1].lower()
+            return m.group(0) if domain in allowed else REDACTED
+
+        return _EMAIL.sub(redact, value)
+    if isinstance(value, dict):
+        return {str(k): _scrub(v, f"{path}.{k}", allowed) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrub(v, f"{path}[{i}]", allowed) for i, v in enumerate(value)]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    raise AuditError(
+        f"audit field '{path}' has type {type(value).__name__}; use text, numbers or lists"
+    )
 
 
 def log_path(repo: Repo) -> Path:
@@ -140,10 +148,11 @@ class _Tail:
 class AuditLog:
     """An open audit log. Use `AuditLog.open(repo)`; every `append` either lands or raises."""
 
-    def __init__(self, path: Path, head: Path, key: bytes):
+    def __init__(self, path: Path, head: Path, key: bytes, allowed_domains: tuple[str, ...] = ()):
         self.path = path
         self.head = head
         self.key = key
+        self.allowed_domains = tuple(d.lower() for d in allowed_domains)
         self._fd: int | None = None
         self._tail: _Tail | None = None
         self._unsynced = 0
@@ -155,14 +164,21 @@ class AuditLog:
         from toolkit.secrets import secret
 
         key = secret(key_env(repo), purpose="audit log HMAC key (also keys recipient pseudonyms)")
-        log = cls(log_path(repo), head_path(repo), key)
+        domains = repo.config.organization.verified_domains if repo.config else ()
+        log = cls(log_path(repo), head_path(repo), key, domains)
         log._open()
         return log
 
     @classmethod
-    def at(cls, path: Path, head: Path, key: bytes) -> AuditLog:
+    def at(
+        cls,
+        path: Path,
+        head: Path,
+        key: bytes,
+        allowed_domains: tuple[str, ...] = (),
+    ) -> AuditLog:
         """Open a log at an explicit place (tests, tools); `open(repo)` is the usual way."""
-        log = cls(path, head, key)
+        log = cls(path, head, key, allowed_domains)
         log._open()
         return log
 
@@ -215,7 +231,16 @@ class AuditLog:
         """Append one entry; raises AuditError if it cannot be written (a send must stop)."""
         if event not in EVENTS:
             raise AuditError(f"unknown audit event '{event}' (known: {', '.join(EVENTS)})")
-        _check_no_phi(fields, "fields")
+        recipient = fields.get("recipient")
+        if recipient is not None and not (
+            isinstance(recipient, str) and _PSEUDONYM.fullmatch(recipient)
+        ):
+            # a bug in the caller: refuse loudly rather than keep or silently mangle it
+            raise AuditError(
+                "refusing to write a recipient that is not a pseudonym into the audit log; "
+                "log recipients as AuditLog.pseudonym(address)"
+            )
+        fields = _scrub(fields, "fields", self.allowed_domains)
         if self._fd is None:
             raise AuditError("the audit log is closed")
         try:
