@@ -270,3 +270,25 @@ def test_commands_without_the_key_still_work(tmp_path: Path) -> None:
     assert r.returncode == 1  # not approved, but it ran
     assert "note: AUDIT_KEY is not set; this verify is not recorded in the audit log" in r.stderr
     assert not (root / ".campaign" / "audit.jsonl").exists()
+
+
+def test_lint_and_build_are_recorded_best_effort(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "repo")
+    env = {"AUDIT_KEY": KEY.decode()}
+    lint = run_campaign("lint", "--format", "json", root=root, env=env)
+    json.loads(lint.stdout)  # the report on stdout stays clean
+    build = run_campaign("build", "--out", str(tmp_path / "site"), root=root, env=env)
+    assert build.returncode in (0, 1), build.stderr
+    events = [json.loads(x) for x in (root / ".campaign" / "audit.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events] == ["lint", "build"]
+    assert events[0]["fields"]["campaigns"] == ["appointment-reminder"]
+    assert set(events[1]["fields"]) == {"campaigns", "pages", "errors", "warnings"}
+    # without the key: silent, and nothing written
+    quiet = run_campaign("lint", root=root, env={"AUDIT_KEY": ""})
+    assert "AUDIT_KEY" not in quiet.stderr
+    # a damaged log warns, and lint still reports its own result
+    log = root / ".campaign" / "audit.jsonl"
+    log.write_text(log.read_text().replace('"build"', '"BUILD"'))
+    again = run_campaign("lint", root=root, env=env)
+    assert again.returncode == lint.returncode
+    assert "warning: " in again.stderr and "does not verify" in again.stderr

@@ -327,18 +327,30 @@ class AuditLog:
             self._fd = None
 
 
+# lint and build are routine and run anywhere (laptops, pre-commit, forks): their audit
+# entries are best effort. approve and verify decide what may be sent: theirs must land.
+_BEST_EFFORT = frozenset({"lint", "build"})
+
+
 def audit_event(repo: Repo, event: str, /, **fields: Any) -> None:
     """Record a lint/build/approve/verify event when the audit key is set.
 
-    Without the key (a laptop, a fork's pull request) this warns and does
-    nothing, so that those commands keep working; `send` opens the log itself
-    with `AuditLog.open` and refuses to run without the key.
+    Without the key (a laptop, a fork's pull request) nothing is recorded and the
+    command keeps working (approve and verify say so on stderr). A failed write
+    raises AuditError for approve and verify, and only warns for lint and build.
+    `send` opens the log itself with `AuditLog.open` and refuses to run without the key.
     """
     if not os.environ.get(key_env(repo)):
-        click.echo(
-            f"note: {key_env(repo)} is not set; this {event} is not recorded in the audit log",
-            err=True,
-        )
+        if event not in _BEST_EFFORT:
+            click.echo(
+                f"note: {key_env(repo)} is not set; this {event} is not recorded in the audit log",
+                err=True,
+            )
         return
-    with AuditLog.open(repo) as log:
-        log.append(event, **fields)
+    try:
+        with AuditLog.open(repo) as log:
+            log.append(event, **fields)
+    except AuditError as exc:
+        if event not in _BEST_EFFORT:
+            raise
+        click.echo(f"warning: {exc.message}", err=True)

@@ -46,6 +46,10 @@ def build(app: App, out: Path | None, at: str | None) -> int:
                 and f.severity.value == "warning"]
     click.echo(f"wrote {result.pages} pages to {target}; open {target / 'index.html'}")
     click.echo(f"{len(repo.campaigns)} campaigns, {len(errors)} errors, {len(warnings)} warnings")
+    from toolkit.audit import audit_event
+
+    audit_event(repo, "build", campaigns=sorted(repo.campaigns), pages=result.pages,
+                errors=len(errors), warnings=len(warnings))
     if errors:
         click.echo("lint found errors: see the site or run `campaign lint`", err=True)
         return EXIT_CHECK_FAILED

@@ -51,4 +51,8 @@ def lint(app: App, campaign_ids: tuple[str, ...], fmt: str, strict: bool) -> int
     prefix = git_prefix(repo.root) if fmt in ("sarif", "github") else ""
     report = Report(result.findings, linted, prefix)
     click.echo(RENDERERS[fmt](report), nl=False)
+    from toolkit.audit import audit_event
+
+    audit_event(repo, "lint", campaigns=sorted(campaign_ids or repo.campaigns),
+                errors=len(result.errors), findings=len(result.findings), strict=strict)
     return EXIT_CHECK_FAILED if result.errors else EXIT_OK
