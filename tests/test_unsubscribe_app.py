@@ -244,3 +244,17 @@ def test_command_without_secret_is_a_clear_error(repo: Path) -> None:
     assert r.returncode == 2
     assert "environment variable UNSUBSCRIBE_SECRET is not set" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_command_with_a_url_it_cannot_serve_names_the_line(repo: Path) -> None:
+    cfg = repo / "toolkit.yaml"
+    text = cfg.read_text()
+    cfg.write_text(text.replace("/unsubscribe/{token}", "/unsubscribe?t={token}"))
+    line = next(i for i, s in enumerate(text.splitlines(), 1) if s.strip().startswith("url:"))
+    env = {**os.environ, "UNSUBSCRIBE_SECRET": SECRET.decode()}
+    r = subprocess.run([sys.executable, "-m", "toolkit", "--root", str(repo), "unsubscribe-server"],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr == (f"Error: toolkit.yaml:{line}:8: unsubscribe.url must put {{token}} as the "
+                        "last segment of the path\n  fix: unsubscribe:\n"
+                        '    url: "https://your.domain/unsubscribe/{token}"\n')

@@ -30,7 +30,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from toolkit.errors import UserError
-from toolkit.models import Repo
+from toolkit.models import Repo, ToolkitConfig
 from toolkit.tokens import Token, TokenError, unsubscribe_secrets, verify_token
 from toolkit.unsubscribe import pages
 from toolkit.unsubscribe.forms import FormError, is_one_click, parse_form
@@ -52,8 +52,8 @@ SECURITY_HEADERS = [
 ]
 
 
-def route_path(url: str | None) -> str:
-    """The path the endpoint serves, from toolkit.yaml `unsubscribe.url`."""
+def route_path(url: str | None, where: str = "toolkit.yaml") -> str:
+    """The path the endpoint serves, from toolkit.yaml `unsubscribe.url` (at `where`)."""
     if not url:
         return DEFAULT_PATH
     parts = urlsplit(url)
@@ -61,12 +61,12 @@ def route_path(url: str | None) -> str:
             or not parts.path.endswith("/{token}")):
         raise UserError(
             "unsubscribe.url must put {token} as the last segment of the path",
-            where="toolkit.yaml",
+            where=where,
             fix='unsubscribe:\n    url: "https://your.domain/unsubscribe/{token}"',
         )
     if "{" in parts.path.replace("{token}", "") or "}" in parts.path.replace("{token}", ""):
         raise UserError("unsubscribe.url may contain no placeholder other than {token}",
-                        where="toolkit.yaml")
+                        where=where, fix="remove the other {...} from the URL")
     return parts.path
 
 
@@ -94,6 +94,13 @@ class _Limits:
                 scope, receive, send_with_headers)
             return
         await self.app(scope, receive, send_with_headers)
+
+
+def _where(config: ToolkitConfig) -> str:
+    try:
+        return str(config.unsubscribe.pos("url"))
+    except (AssertionError, KeyError, LookupError):  # a config built in code has no position
+        return "toolkit.yaml"
 
 
 def suppression_path(repo: Repo) -> Path:
@@ -188,7 +195,7 @@ def create_app(repo: Repo | Path | str, *, secrets: Sequence[bytes] | None = Non
         finally:
             store.close()
 
-    path = route_path(config.unsubscribe.url)
+    path = route_path(config.unsubscribe.url, _where(config))
     app = Starlette(
         routes=[
             Route(path, show, methods=["GET"]),
