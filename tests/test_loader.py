@@ -121,8 +121,9 @@ def test_every_error_in_one_file_is_reported(tmp_path: Path) -> None:
 
 
 def test_one_bad_file_does_not_hide_the_others(tmp_path: Path) -> None:
-    """Broken YAML, an unknown key, a missing template, a wrong type, a Jinja syntax error
-    and a missing required key, in different files: all reported in the same lint run."""
+    """Broken YAML, an unknown key, a missing template, a wrong type, a Jinja syntax error,
+    an MJML nesting error and a missing required key, in different files: all reported in
+    the same lint run."""
     root = make_repo(
         tmp_path,
         edits={
@@ -136,10 +137,17 @@ def test_one_bad_file_does_not_hide_the_others(tmp_path: Path) -> None:
                 "template: broken\nsegment: upcoming-appointments\n"
             ),
             "templates/broken.mjml": "<mjml>\n<mj-body>\n{% if %}\n</mj-body>\n</mjml>\n",
+            "campaigns/fifth/campaign.yaml": (
+                "title: Fifth\npurpose: appointment-reminder\nsender: clinic\nsubject: Hi\n"
+                "template: badmjml\nsegment: upcoming-appointments\n"
+            ),
+            "templates/badmjml.mjml": (
+                '<mjml lang="en">\n<mj-body>\n<mj-section>\n<mj-text>loose</mj-text>\n'
+                "</mj-section>\n</mj-body>\n</mjml>\n"
+            ),
         },
         replace={
             "segments/upcoming-appointments.yaml": [("description:", "desc:")],
-            "toolkit.yaml": [("port: 587", "port: many")],
             CAMPAIGN_FILE: [("sender: clinic", "sender: clinic\nremuneration: third-party")],
             "policy/fields.yaml": [
                 ("  deceased: {type: boolean, class: none}\n", "  deceased: {class: none}\n")
@@ -154,9 +162,9 @@ def test_one_bad_file_does_not_hide_the_others(tmp_path: Path) -> None:
     assert_finding(
         findings, "CFG-001", "segments/upcoming-appointments.yaml", 1, message="unknown key 'desc'"
     )
-    assert_finding(findings, "CFG-001", "toolkit.yaml", 15)
     assert_finding(findings, "CFG-001", "policy/fields.yaml", 8, message="missing required key")
     assert_finding(findings, "CFG-001", "templates/broken.mjml", 3)
+    assert_finding(findings, "CFG-001", "templates/badmjml.mjml", 4, message="MJML: ")
     # the campaign that loaded is still checked by the other rules
     assert_finding(findings, "HIPAA-MKT-002", CAMPAIGN_FILE, 4)
 
@@ -194,3 +202,20 @@ def test_non_utf8_file_is_reported(tmp_path: Path) -> None:
     (root / "segments" / "latin1.yaml").write_bytes("description: caf\xe9\n".encode("latin-1"))
     _, findings = load_repo(root)
     assert_finding(findings, "CFG-001", "segments/latin1.yaml", 1, message="not UTF-8")
+
+
+def test_a_broken_toolkit_yaml_hides_no_other_file(tmp_path: Path) -> None:
+    """Without a valid toolkit.yaml nothing can render (no senders), but every other file
+    is still loaded and checked."""
+    root = make_repo(
+        tmp_path,
+        replace={
+            "toolkit.yaml": [("port: 587", "port: many")],
+            "segments/upcoming-appointments.yaml": [("description:", "desc:")],
+            CAMPAIGN_FILE: [("sender: clinic", "sender: clinic\nremuneration: third-party")],
+        },
+    )
+    findings = lint_root(root)
+    assert_finding(findings, "CFG-001", "toolkit.yaml", 15)
+    assert_finding(findings, "CFG-001", SEGMENT, 1, message="unknown key 'desc'")
+    assert_finding(findings, "HIPAA-MKT-002", CAMPAIGN_FILE, 4)

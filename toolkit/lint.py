@@ -121,8 +121,8 @@ def _finish(findings: Iterable[Finding], repo: Repo) -> list[Finding]:
 def run_lint(
     repo: Repo, load_findings: list[Finding], campaign_ids: Iterable[str] | None = None
 ) -> LintResult:
-    """Run every static rule. `campaign_ids` limits campaign-scoped rules (and
-    repo-level findings to the files those campaigns use)."""
+    """Run every static rule. `campaign_ids` limits the campaigns checked; findings of
+    other campaigns are dropped, repository-wide ones (no campaign) are kept."""
     from toolkit.rules import RULES
 
     wanted = list(campaign_ids) if campaign_ids else sorted(repo.campaigns)
@@ -142,5 +142,11 @@ def run_lint(
     if campaign_ids:
         keep = set(wanted)
         found = [f for f in found if f.campaign is None or f.campaign in keep]
-    unique = {(f.rule, f.pos, f.message, f.campaign): f for f in _finish(found, repo)}
+    # A broken shared template is one problem, not one per campaign using it: findings that
+    # cannot be waived are reported once per position (the first campaign keeps it).
+    unique: dict[tuple[object, ...], Finding] = {}
+    for f in _finish(found, repo):
+        rule = RULES.get(f.rule)
+        owner = f.campaign if rule is None or rule.waivable else None
+        unique.setdefault((f.rule, f.pos, f.message, owner), f)
     return LintResult(tuple(sorted(unique.values(), key=Finding.sort_key)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from toolkit.findings import Finding, Severity
-from toolkit.lint import RepoContext
+from toolkit.lint import CampaignContext, RepoContext
 from toolkit.rules.base import Rule
 from toolkit.rules.segments import check_segments
 
@@ -18,6 +18,12 @@ def _from_loader(rule_id: str) -> Callable[[RepoContext], Iterator[Finding]]:
     return check
 
 
+def check_mjml_structure(ctx: CampaignContext) -> Iterator[Finding]:
+    from toolkit.mjml_check import check_mjml
+
+    yield from check_mjml(ctx.repo, ctx.campaign)
+
+
 RULES = (
     Rule(
         id="CFG-001",
@@ -26,9 +32,12 @@ RULES = (
         "required key.",
         citation="DESIGN.md §2 (repository format)",
         fix="Correct the key or value at the reported line; docs/format.md lists every key and "
-        "its type.",
-        scope="repo",
-        check=_from_loader("CFG-001"),
+        "its type. For MJML, use known mj-* components nested as MJML allows.",
+        scope="campaign",
+        check=check_mjml_structure,
+        details="The loader reports YAML and schema problems; template syntax errors come from "
+        "the template analysis; MJML structure (unknown tags, wrong nesting, which mjml-python "
+        "compiles silently) is checked on the rendered template and traced to its line.",
     ),
     Rule(
         id="CFG-002",
