@@ -125,7 +125,8 @@ class Walker:
         self.problems.append(Finding(rule=rule, message=message, pos=self.pos(lineno)))
 
     def use(self, name: str, lineno: int) -> Taint:
-        if name not in self.fields and name not in RESERVED_KEYS:
+        # with no fields.yaml at all (a CFG-001 already), every name would be "unknown"
+        if self.fields and name not in self.fields and name not in RESERVED_KEYS:
             self.problem(FIELD_PROBLEM, f"'{name}' is not a field in policy/fields.yaml; "
                          "declare it there or fix the name", lineno)
             return Taint(frozenset({name}))

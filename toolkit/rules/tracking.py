@@ -64,11 +64,19 @@ def host_in(host: str, domains: tuple[str, ...] | list[str]) -> bool:
     return any(host == d.lower() or host.endswith("." + d.lower()) for d in domains)
 
 
+_TRACKER_PREFIXES: dict[str, list[str]] = {}
+for _suffix, _prefix in TRACKERS:
+    _TRACKER_PREFIXES.setdefault(_suffix, []).append(_prefix)
+
+
 def tracker(host: str, path: str) -> str | None:
-    """The tracker a URL belongs to (its host suffix), or None."""
-    for suffix, prefix in TRACKERS:
-        if host_in(host, [suffix]) and path.startswith(prefix):
-            return suffix + prefix
+    """The tracker a URL belongs to (host suffix and path prefix), or None."""
+    labels = host.lower().rstrip(".").split(".")
+    for i in range(len(labels) - 1):
+        suffix = ".".join(labels[i:])
+        for prefix in _TRACKER_PREFIXES.get(suffix, ()):
+            if path.startswith(prefix):
+                return suffix + prefix
     return None
 
 
@@ -120,7 +128,22 @@ class _Url:
     pos: Pos | None
 
 
-def _static_urls(tags: tuple[TagUse, ...]) -> Iterator[_Url]:
+# id(tags) -> (tags, urls): campaigns that share a template share its analysed tags tuple
+_STATIC: dict[int, tuple[tuple[TagUse, ...], list[_Url]]] = {}
+
+
+def _static_urls(tags: tuple[TagUse, ...]) -> list[_Url]:
+    hit = _STATIC.get(id(tags))
+    if hit is not None and hit[0] is tags:
+        return hit[1]
+    if len(_STATIC) > 1024:
+        _STATIC.clear()
+    urls = list(_scan_static(tags))
+    _STATIC[id(tags)] = (tags, urls)
+    return urls
+
+
+def _scan_static(tags: tuple[TagUse, ...]) -> Iterator[_Url]:
     for tag in tags:
         attrs = dict(tag.attrs)
         for attr, value in tag.attrs:
@@ -135,8 +158,7 @@ def _static_urls(tags: tuple[TagUse, ...]) -> Iterator[_Url]:
 # Rendered HTML comes from the MJML compiler (well-formed, attributes quoted): regexes
 # for the few URL attributes are exact enough and many times faster than html.parser.
 # (the MJML attributes such as background-url are compiled away by then)
-_URL_ATTR = re.compile(r"""\s(href|src|srcset|background|action|formaction|poster|cite)"""
-                       r"""\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_RENDERED_URL_ATTRS = ("href", "src", "srcset", "background", "action", "formaction", "poster")
 _TAG_NAME = re.compile(r"<([a-zA-Z][\w:-]*)")
 _SIZE = re.compile(r"""\s(width|height)\s*=\s*["']?([^"'\s>]*)""", re.I)
 _IMG = re.compile(r"<img\b([^>]*)>", re.I)
@@ -147,18 +169,36 @@ def images_without_alt(html: str) -> int:
     return sum(1 for m in _IMG.finditer(html) if not _ALT.search(m.group(1)))
 
 
+def _attr_values(html: str) -> Iterator[tuple[int, str, str]]:
+    """(offset, attribute, value) of every URL attribute in rendered HTML. str.find on the
+    few attribute names is much faster than a regex tried at every position."""
+    quotes = ('"', "'") if "='" in html else ('"',)  # MJML writes double quotes
+    for name in _RENDERED_URL_ATTRS:
+        for quote in quotes:
+            needle = f" {name}={quote}"
+            i = html.find(needle)
+            while i >= 0:
+                start = i + len(needle)
+                end = html.find(quote, start)
+                if end < 0:
+                    break
+                yield i, name, html[start:end]
+                i = html.find(needle, end)
+
+
 def _found_urls(html: str) -> Iterator[tuple[str, str, str, dict[str, str]]]:
     """(tag, attribute, url, the tag's width/height) of every URL in rendered HTML."""
-    for m in _URL_ATTR.finditer(html):
-        start = html.rfind("<", 0, m.start())
+    for offset, attr, value in _attr_values(html):
+        start = html.rfind("<", 0, offset)
         tag = _TAG_NAME.match(html, start) if start >= 0 else None
-        end = html.find(">", m.end())
-        size = {k.lower(): v for k, v in _SIZE.findall(html, start, end)} if tag else {}
-        value = m.group(2) if m.group(2) is not None else m.group(3)
+        name = tag.group(1).lower() if tag else ""
+        size: dict[str, str] = {}
+        if name == "img":
+            end = html.find(">", offset)
+            size = {k.lower(): v for k, v in _SIZE.findall(html, start, end)}
         value = htmllib.unescape(value) if "&" in value else value
-        attr = m.group(1).lower()
         for url in urls_in(attr, value):
-            yield (tag.group(1).lower() if tag else ""), attr, url, size
+            yield name, attr, url, size
     if "rl(" in html or "RL(" in html:  # style attributes and <style> blocks
         for url in _CSS_URL.findall(html):
             yield "", "style", htmllib.unescape(url), {}
@@ -169,10 +209,13 @@ def _rendered_urls(ctx: CampaignContext) -> Iterator[_Url]:
     exempt = [PREVIEW_UNSUBSCRIBE_URL, PREVIEW_VIEW_ONLINE_URL]
     if cfg is not None and cfg.unsubscribe.url:
         exempt.append(cfg.unsubscribe.url.split("{", 1)[0])
-    for message in ctx.renders:
+    seen: set[tuple[str, str, str, tuple[tuple[str, str], ...]]] = set()
+    for message in ctx.renders:  # personas mostly share their URLs: judge each once
         for tag, attr, url, attrs in _found_urls(message.html):
-            if any(url.startswith(e) for e in exempt):
+            key = (tag, attr, url, tuple(sorted(attrs.items())))
+            if key in seen or url.startswith(tuple(exempt)):
                 continue
+            seen.add(key)
             remote = _remote(url)
             if remote is not None:
                 yield _Url(url, *remote, _kind(tag, attr, attrs), attr, None)
@@ -203,7 +246,7 @@ def check_remote_content(ctx: CampaignContext) -> Iterator[Finding]:
     template = ctx.repo.template_for(ctx.campaign)
     fallback = Pos(template.file if template else ctx.campaign.file, 1)
     seen: set[tuple[str, str]] = set()
-    static = list(_static_urls(analysis.tags))
+    static = _static_urls(analysis.tags)
     for u in [*static, *_rendered_urls(ctx)]:
         key = (u.host.lower(), u.kind)
         if u.pos is None and key in seen:
