@@ -7,7 +7,7 @@ load generator. Every request carries a distinct valid token, so every request i
 new suppression written to SQLite (the expensive case).
 
     /work/venv/bin/python bench/unsubscribe_bench.py [--seconds 10] [--connections 32]
-        [--tokens 50000] [--generator wrk|httpx]
+        [--tokens 50000] [--generator wrk|httpx] [--wal]
 """
 
 from __future__ import annotations
@@ -123,6 +123,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--tokens", type=int, default=50_000)
+    ap.add_argument("--wal", action="store_true",
+                    help="put the store in WAL journal mode first (the store itself does not)")
     ap.add_argument("--generator", choices=("wrk", "httpx"),
                     default="wrk" if shutil.which("wrk") else "httpx")
     args = ap.parse_args()
@@ -135,9 +137,17 @@ def main() -> None:
         paths_file = Path(tmp) / "paths.txt"
         paths_file.write_text("\n".join(paths) + "\n")
         probe = commit_latency_ms(Path(tmp))
+        if args.wal:
+            from toolkit.suppression import SuppressionStore
+
+            (repo / ".campaign").mkdir()
+            SuppressionStore(repo / ".campaign" / FILE_NAME).close()
+            con = sqlite3.connect(repo / ".campaign" / FILE_NAME)
+            con.execute("PRAGMA journal_mode=WAL")  # persists in the file
+            con.close()
         proc, base = start_server(repo)
         try:
-            print(f"generator={args.generator} connections={args.connections} "
+            print(f"generator={args.generator} wal={args.wal} connections={args.connections} "
                   f"seconds={args.seconds} distinct tokens={args.tokens} cpus={os.cpu_count()}")
             if args.generator == "wrk":
                 result = run_wrk(base, paths_file, args.seconds, args.connections)
