@@ -19,6 +19,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from jinja2 import TemplateSyntaxError, meta
@@ -73,7 +75,6 @@ def reached_templates(repo: Repo, name: str) -> list[str]:
     (`{% include some_variable %}`), reaches every template: the digest must not
     miss a file that could end up in the message.
     """
-    env = make_env(repo.root / "templates")
     seen: set[str] = set()
     todo = [name]
     while todo:
@@ -81,14 +82,21 @@ def reached_templates(repo: Repo, name: str) -> list[str]:
         if current in seen or current not in repo.templates:
             continue
         seen.add(current)
-        try:
-            refs = list(meta.find_referenced_templates(env.parse(repo.templates[current].source)))
-        except TemplateSyntaxError:
-            refs = [None]
+        refs = _references(repo.root, repo.templates[current].source)
         if None in refs:
             return sorted(repo.templates)
         todo.extend(r for r in refs if r is not None)
     return sorted(seen)
+
+
+@lru_cache(maxsize=4096)
+def _references(root: Path, source: str) -> tuple[str | None, ...]:
+    """Templates a source names (None: one named only at run time, or a syntax error)."""
+    try:
+        ast = make_env(root / "templates").parse(source)
+    except TemplateSyntaxError:
+        return (None,)
+    return tuple(meta.find_referenced_templates(ast))
 
 
 def require_campaign(repo: Repo, campaign_id: str) -> Campaign:

@@ -274,18 +274,22 @@ def validate(traced: str, files: list[str]) -> list[tuple[Pos, str]]:
 
 def traced_render(repo: Repo, campaign: Campaign, ctx: dict[str, Any]) -> tuple[str, list[str]]:
     """The campaign's MJML for ctx, with line markers; and the marker file table."""
-    from toolkit.render import repo_env
+    from toolkit.render import repo_cache
 
     names = sorted(repo.templates)
-    index = {n: i for i, n in enumerate(names)}
+    cache = repo_cache(repo)
+    env = cache.extra.get("mjml_check.traced_env")
+    if env is None:  # one environment per repository: each template is compiled once
+        index = {n: i for i, n in enumerate(names)}
 
-    def load(name: str) -> tuple[str, str, Any] | None:
-        t = repo.templates.get(name)
-        if t is None:
-            return None
-        return add_markers(t.source, index[name]), t.file, lambda: True
+        def load(name: str) -> tuple[str, str, Any] | None:
+            t = repo.templates.get(name)
+            if t is None:
+                return None
+            return add_markers(t.source, index[name]), t.file, lambda: True
 
-    env = repo_env(repo).overlay(loader=FunctionLoader(load))
+        env = cache.env.overlay(loader=FunctionLoader(load))
+        cache.extra["mjml_check.traced_env"] = env
     template = repo.template_for(campaign)
     assert template is not None
     traced = env.get_template(template.name).render(ctx)
@@ -298,6 +302,15 @@ def check_mjml(repo: Repo, campaign: Campaign) -> list[Finding]:
     Renders for the first persona it can (or an empty contact); a template that
     does not render at all is reported elsewhere (analysis, CNT-003, CFG-001 syntax).
     """
+    from toolkit.render import repo_cache
+
+    results = repo_cache(repo).extra.setdefault("mjml_check.findings", {})
+    if campaign.id not in results:  # lint and build both ask
+        results[campaign.id] = _check(repo, campaign)
+    return list(results[campaign.id])
+
+
+def _check(repo: Repo, campaign: Campaign) -> list[Finding]:
     from toolkit.render import preview_now, preview_unsubscribe_url, template_context
 
     if repo.template_for(campaign) is None or repo.config is None:

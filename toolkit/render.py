@@ -22,7 +22,7 @@ import datetime as dt
 import re
 import traceback
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -144,13 +144,18 @@ def compile_mjml(source: str, *, fonts: dict[str, str]) -> str:
 
 # --- compiled templates, per repository ---------------------------------------------------
 
-_CACHE: dict[int, dict[str, _Compiled]] = {}
-_ENVS: dict[int, SandboxedEnvironment] = {}
+@dataclass
+class RepoCache:
+    """What is computed once per loaded repository (a Repo is immutable): the Jinja
+    environment, compiled campaigns, persona previews; other stages may add theirs."""
+
+    env: SandboxedEnvironment
+    compiled: dict[str, _Compiled] = field(default_factory=dict)
+    previews: dict[tuple[str, str, str], RenderedMessage] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _forget(key: int) -> None:
-    _CACHE.pop(key, None)
-    _ENVS.pop(key, None)
+_REPOS: dict[int, RepoCache] = {}
 
 
 # control characters other than tab and line breaks: invalid in HTML, and MJML stops at them
@@ -165,27 +170,31 @@ def _no_controls(value: Any) -> Any:
     return value
 
 
-def repo_env(repo: Repo) -> SandboxedEnvironment:
-    """The Jinja environment over the repository's loaded templates (not the disk),
-    with the configuration of toolkit.jinja_env. File names are repository-relative."""
+def repo_cache(repo: Repo) -> RepoCache:
+    """The cache of one loaded repository, dropped when the Repo is garbage-collected."""
     key = id(repo)
-    env = _ENVS.get(key)
-    if env is None:
+    got = _REPOS.get(key)
+    if got is None:
         def load(name: str) -> tuple[str, str, Any] | None:
             t = repo.templates.get(name)
             return (t.source, t.file, lambda: True) if t is not None else None
 
         env = make_env(repo.root / "templates").overlay(loader=FunctionLoader(load),
                                                         finalize=_no_controls)
-        _ENVS[key] = env
-        _CACHE.setdefault(key, {})
-        weakref.finalize(repo, _forget, key)
-    return env
+        got = _REPOS[key] = RepoCache(env)
+        weakref.finalize(repo, _REPOS.pop, key, None)
+    return got
+
+
+def repo_env(repo: Repo) -> SandboxedEnvironment:
+    """The Jinja environment over the repository's loaded templates (not the disk),
+    with the configuration of toolkit.jinja_env. File names are repository-relative."""
+    return repo_cache(repo).env
 
 
 def _compiled(repo: Repo, campaign: Campaign) -> _Compiled:
-    env = repo_env(repo)
-    per_repo = _CACHE[id(repo)]
+    cache = repo_cache(repo)
+    env, per_repo = cache.env, cache.compiled
     got = per_repo.get(campaign.id)
     if got is not None:
         return got
@@ -322,12 +331,22 @@ def preview_unsubscribe_url(repo: Repo, campaign: Campaign, contact: dict[str, A
 
 
 def render_preview(repo: Repo, campaign: Campaign, persona: str, *,
-                   text: bool = True) -> RenderedMessage:
-    """A persona's preview: fixed time, preview unsubscribe token; deterministic."""
-    contact = repo.personas[persona].contact
-    return render_campaign(repo, campaign, contact, persona=persona,
-                           unsubscribe_url=preview_unsubscribe_url(repo, campaign, contact),
-                           now=preview_now(campaign), text=text)
+                   text: bool = True, at: dt.datetime | None = None) -> RenderedMessage:
+    """A persona's preview: at a fixed time (`preview_now` unless `at`), with a preview
+    unsubscribe token. Deterministic, so computed once per repository: lint and build
+    share it. `text=False` may leave the text part empty (lint does not read it)."""
+    when = at or preview_now(campaign)
+    previews = repo_cache(repo).previews
+    key = (campaign.id, persona, when.isoformat())
+    got = previews.get(key)
+    if got is None:
+        contact = repo.personas[persona].contact
+        got = render_campaign(repo, campaign, contact, persona=persona, now=when, text=text,
+                              unsubscribe_url=preview_unsubscribe_url(repo, campaign, contact))
+    elif text and not got.text:
+        got = replace(got, text=html_to_text(got.html))
+    previews[key] = got
+    return got
 
 
 def render_for_lint(repo: Repo, campaign: Campaign) -> list[RenderedMessage]:

@@ -29,7 +29,7 @@ MARKER = ".campaign-site"  # marks a folder this command wrote, and may therefor
 class SiteResult:
     out: Path
     lint: LintResult
-    findings: tuple[Finding, ...]  # lint findings plus MJML structure findings
+    findings: tuple[Finding, ...]
     pages: int
 
     @property
@@ -61,20 +61,6 @@ def _prepare_out(out: Path) -> None:
                               encoding="utf-8")
 
 
-def _with_mjml_findings(repo: Repo, lint: LintResult) -> list[Finding]:
-    """Lint findings, plus MJML structure findings if lint did not already report them."""
-    from toolkit.mjml_check import check_mjml
-
-    findings = list(lint.findings)
-    seen = {(f.rule, f.pos, f.message) for f in findings}
-    for cid in sorted(repo.campaigns):
-        for f in check_mjml(repo, repo.campaigns[cid]):
-            if (f.rule, f.pos, f.message) not in seen:
-                seen.add((f.rule, f.pos, f.message))
-                findings.append(f.with_(severity=Severity.ERROR))
-    return sorted(findings, key=Finding.sort_key)
-
-
 def _campaign_findings(repo: Repo, cid: str, findings: list[Finding]) -> list[Finding]:
     """The campaign's own findings, plus file-level ones in the files it uses."""
     camp = repo.campaigns[cid]
@@ -94,7 +80,7 @@ def build_site(repo: Repo, load_findings: list[Finding], out: Path,
                at: dt.datetime | None = None) -> SiteResult:
     """Lint, render every campaign for its personas, and write the site into `out`."""
     lint = run_lint(repo, load_findings)
-    findings = _with_mjml_findings(repo, lint)
+    findings = list(lint.findings)  # MJML structure problems are CFG-001 findings of lint
     views: list[CampaignView] = [
         campaign_view(repo, repo.campaigns[cid], _campaign_findings(repo, cid, findings), at)
         for cid in sorted(repo.campaigns)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from toolkit.findings import Finding, Severity
 from toolkit.models import PURPOSES, Campaign, Repo
-from toolkit.render import RenderError, preview_now, preview_unsubscribe_url, render_campaign
+from toolkit.render import RenderError, preview_now, render_preview
 from toolkit.site.preview import offline
 from toolkit.site.words import describe
 
@@ -97,8 +97,7 @@ def render_persona(repo: Repo, campaign: Campaign, name: str, digest: str,
 
     contact = repo.personas[name].contact
     try:
-        rendered = render_campaign(repo, campaign, contact, persona=name, now=at,
-                                   unsubscribe_url=preview_unsubscribe_url(repo, campaign, contact))
+        rendered = render_preview(repo, campaign, name, at=at)
     except RenderError as exc:
         return PersonaView(name, error=f"{exc.file}:{exc.line}: {exc.message}")
     try:
