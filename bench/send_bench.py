@@ -1,0 +1,211 @@
+"""Send throughput: `campaign send` over implicit TLS to Postfix's smtp-sink behind stunnel4.
+
+    /work/venv/bin/python bench/send_bench.py [--recipients 20000] [--connections 1,4,16]
+
+For each connection count: a fresh ledger, >= 20,000 recipients, ~20 KB messages
+rendered per recipient (Jinja, MJML, inline CSS, text part), ledger and audit on.
+In the same run, two references: smtp-source into the same smtp-sink without TLS
+(the ceiling) and a naive baseline (render + email.message + smtplib over TLS, a new
+connection per message). Figures go to bench/send.md by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import smtplib
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import trustme
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from toolkit.demo import approve_all  # noqa: E402
+
+SCAFFOLD = ROOT / "toolkit" / "scaffold"
+CAMPAIGN = "appointment-reminder"
+PARAGRAPH = ("<mj-text>Dear {{ contact.first_name }}, this paragraph stands in for the body of a "
+             "long patient newsletter: seasonal advice, clinic hours, how to reach the care team, "
+             "directions and parking, what to bring to a visit, and how to prepare for it. "
+             "It is repeated so that each message weighs about twenty kilobytes.</mj-text>\n")
+ENV = {"AUDIT_KEY": "bench-audit-key-0123456789", "UNSUBSCRIBE_SECRET": "bench-unsub-secret"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_repo(work: Path, *, tls_port: int, ca_file: Path, paragraphs: int) -> Path:
+    root = work / "repo"
+    shutil.copytree(SCAFFOLD, root)
+    cfile = root / "campaigns" / CAMPAIGN / "campaign.yaml"
+    doc = yaml.safe_load(cfile.read_text())
+    doc.update(commercial=True, subject="Hello {{ contact.first_name }}, your visit")
+    cfile.write_text(yaml.safe_dump(doc, sort_keys=False))
+    tpl = root / "templates" / f"{CAMPAIGN}.mjml"
+    tpl.write_text(tpl.read_text().replace(
+        "<mj-text>To change it",
+        '<mj-text><a href="{{ unsubscribe_url }}">Unsubscribe</a></mj-text>\n'
+        + PARAGRAPH * paragraphs + "        <mj-text>To change it"))
+    cfg = yaml.safe_load((root / "toolkit.yaml").read_text())
+    cfg["relays"]["default"].update(host="127.0.0.1", port=tls_port, tls="implicit",
+                                    ca_file=str(ca_file), username_env=None, password_env=None,
+                                    rate_per_second=1_000_000)
+    (root / "toolkit.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    approve_all(root, work / "keys")
+    return root
+
+
+def write_contacts(path: Path, n: int) -> None:
+    soon = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).replace(microsecond=0).isoformat()
+    with path.open("w") as f:
+        for i in range(n):
+            f.write(json.dumps({"id": f"c-{i:06d}", "email": f"patient{i}@example.org",
+                                "first_name": f"Pat{i}", "age": 40 + i % 40, "language": "en",
+                                "care_status": "active", "next_appointment": soon,
+                                "deceased": False}) + "\n")
+
+
+def set_connections(root: Path, n: int) -> None:
+    path = root / "toolkit.yaml"
+    cfg = yaml.safe_load(path.read_text())
+    cfg["relays"]["default"]["max_connections"] = n
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    approve_all(root, root.parent / f"keys-{n}")  # toolkit.yaml is part of the digest
+
+
+def run_send(root: Path, contacts: Path, env: dict[str, str]) -> dict[str, float]:
+    shutil.rmtree(root / ".campaign", ignore_errors=True)
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "toolkit", "--root", str(root), "send", CAMPAIGN,
+                        "--contacts", str(contacts)], env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise SystemExit(f"send failed:\n{r.stdout}\n{r.stderr}")
+    m = re.search(r"sent (\d+), failed (\d+), unconfirmed (\d+) in ([\d.]+) s", r.stdout)
+    assert m, r.stdout
+    sent, failed, _, secs = int(m[1]), int(m[2]), int(m[3]), float(m[4])
+    return {"sent": sent, "failed": failed, "pipeline_s": secs, "wall_s": wall,
+            "msg_per_s": sent / secs, "wall_msg_per_s": sent / wall}
+
+
+def smtp_source(port: int, n: int, size: int, sessions: int) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(["/usr/sbin/smtp-source", "-s", str(sessions), "-m", str(n), "-l", str(size),
+                    "-f", "care@clinic.example.org", "-t", "patient@example.org",
+                    f"127.0.0.1:{port}"], check=True, capture_output=True)
+    return n / (time.perf_counter() - t0)
+
+
+def naive(root: Path, tls_port: int, ca_file: Path, n: int) -> float:
+    """What a first script would do: render, email.message, smtplib, one TLS connection each."""
+    from toolkit.loader import load_repo
+    from toolkit.message import build_message
+    from toolkit.pseudonym import pseudonym
+    from toolkit.render import render_campaign
+    from toolkit.tokens import make_token
+
+    repo, _ = load_repo(root)
+    campaign = repo.campaigns[CAMPAIGN]
+    ctx = ssl.create_default_context(cafile=str(ca_file))
+    now = dt.datetime.now(dt.UTC)
+    contact = {"email": "x@example.org", "first_name": "Pat", "age": 40, "language": "en",
+               "care_status": "active", "next_appointment": now, "deceased": False}
+    t0 = time.perf_counter()
+    for i in range(n):
+        c = {**contact, "email": f"patient{i}@example.org", "first_name": f"Pat{i}"}
+        token = make_token(b"k", pseudonym=pseudonym(c["email"], b"k"), campaign=CAMPAIGN,
+                           kind="commercial")
+        rendered = render_campaign(repo, campaign, c, now=now,
+                                   unsubscribe_url=f"https://clinic.example.org/u/{token}")
+        msg = build_message(repo, campaign, c, rendered, digest="sha256:0", token=token, now=now)
+        with smtplib.SMTP_SSL("127.0.0.1", tls_port, context=ctx) as smtp:
+            smtp.send_message(msg)
+    return n / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--recipients", type=int, default=20_000)
+    ap.add_argument("--connections", default="1,4,16")
+    ap.add_argument("--paragraphs", type=int, default=24)
+    ap.add_argument("--naive", type=int, default=1_000, help="messages for the naive baseline")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="send-bench-"))
+    sink_port, tls_port = free_port(), free_port()
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    ca_file = work / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    pem = work / "server.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(pem))
+    (work / "stunnel.conf").write_text(
+        f"foreground = yes\npid =\nsyslog = no\noutput = {work}/stunnel.log\n"
+        f"[smtps]\naccept = 127.0.0.1:{tls_port}\nconnect = 127.0.0.1:{sink_port}\n"
+        f"cert = {pem}\nsslVersionMin = TLSv1.2\ndebug = 3\n")
+    procs = [subprocess.Popen(["/usr/sbin/smtp-sink", "-u", "nobody", f"127.0.0.1:{sink_port}",
+                               "1024"]),
+             subprocess.Popen(["stunnel4", str(work / "stunnel.conf")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        for port in (sink_port, tls_port):
+            for _ in range(100):
+                try:
+                    socket.create_connection(("127.0.0.1", port), 1).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+        root = make_repo(work, tls_port=tls_port, ca_file=ca_file, paragraphs=args.paragraphs)
+        contacts = work / "contacts.jsonl"
+        write_contacts(contacts, args.recipients)
+        env = {**os.environ, **ENV}
+        sample = subprocess.run([sys.executable, "-m", "toolkit", "--root", str(root), "send",
+                                 CAMPAIGN, "--contacts", str(contacts), "--dry-run", "--out",
+                                 str(work / "eml")], env={**env, "CAMPAIGN_SEND_WORKERS": "0"},
+                                capture_output=True, text=True)
+        size = 0
+        files = sorted((work / "eml").glob("*.eml"))
+        if files:
+            size = sum(f.stat().st_size for f in files[:100]) // min(100, len(files))
+        shutil.rmtree(work / "eml", ignore_errors=True)
+        print(f"recipients {args.recipients}, message size ~{size} bytes, cpus {os.cpu_count()}"
+              + ("" if sample.returncode == 0 else f"\n{sample.stderr}"))
+        results = {}
+        for n in (int(x) for x in args.connections.split(",")):
+            set_connections(root, n)
+            results[n] = run_send(root, contacts, env)
+            print(f"campaign send, {n:>2} connection(s): {results[n]['msg_per_s']:,.0f} msg/s "
+                  f"(pipeline {results[n]['pipeline_s']:.1f} s; wall incl. plan and start-up "
+                  f"{results[n]['wall_s']:.1f} s = {results[n]['wall_msg_per_s']:,.0f} msg/s); "
+                  f"sent {results[n]['sent']}, failed {results[n]['failed']}")
+        ceiling = smtp_source(sink_port, args.recipients, size or 20_000, 16)
+        print(f"ceiling: smtp-source -s 16 into smtp-sink, no TLS: {ceiling:,.0f} msg/s")
+        base = naive(root, tls_port, ca_file, args.naive)
+        print(f"naive baseline: render + email.message + smtplib, new TLS connection per "
+              f"message: {base:,.0f} msg/s")
+        best = max(results.values(), key=lambda r: r["msg_per_s"])["msg_per_s"]
+        print(f"best campaign send: {best / base:.1f}x the naive baseline, "
+              f"{best / ceiling:.0%} of the ceiling")
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
