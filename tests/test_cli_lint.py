@@ -238,3 +238,15 @@ def test_init_refuses_a_non_empty_folder(tmp_path: Path) -> None:
     no_traceback(r)
     assert "is not empty; init never overwrites files" in r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_github_and_sarif_paths_are_relative_to_the_git_checkout(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    root = make_repo(tmp_path, replace={CAMPAIGN_FILE: COST_BASED})  # tmp_path/repo
+    r = run_campaign("lint", "--format", "github", root=root)
+    assert r.stdout.startswith(f"::error file=repo/{CAMPAIGN_FILE},line=3,col=15,")
+    doc = json.loads(run_campaign("lint", "--format", "sarif", root=root).stdout)
+    loc = doc["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert loc["uri"] == f"repo/{CAMPAIGN_FILE}"
+    # text and JSON stay relative to the campaign repository
+    assert run_campaign("lint", root=root).stdout.startswith(f"{CAMPAIGN_FILE}:3:15: ")
