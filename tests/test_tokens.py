@@ -12,6 +12,7 @@ from toolkit.tokens import (
     KINDS,
     Token,
     TokenError,
+    UnsupportedVersion,
     make_token,
     suppression_kind,
     unsubscribe_secrets,
@@ -81,7 +82,7 @@ def test_altering_the_mac_is_rejected() -> None:
 def test_unknown_or_retired_version_is_rejected() -> None:
     parts = token().split(".")
     parts[0] = "v0"
-    with pytest.raises(TokenError, match=r"^unsupported unsubscribe token version 'v0'$"):
+    with pytest.raises(UnsupportedVersion, match=r"^unsupported unsubscribe token version 'v0'$"):
         verify_token(SECRET, ".".join(parts))
     parts[0] = "v2"
     with pytest.raises(TokenError, match=r"^unsupported unsubscribe token version 'v2'$"):

@@ -46,6 +46,10 @@ class TokenError(ValueError):
     """The token is malformed, of an unknown version, or its MAC does not match."""
 
 
+class UnsupportedVersion(TokenError):
+    """A well-formed token of a version this toolkit no longer (or not yet) accepts."""
+
+
 @dataclass(frozen=True)
 class Token:
     pseudonym: str
@@ -118,7 +122,7 @@ def verify_token(secret: bytes | Sequence[bytes], token: str) -> Token:
     if not _VERSION.match(version):
         raise TokenError("malformed unsubscribe token")
     if version not in VERSIONS:
-        raise TokenError(f"unsupported unsubscribe token version {version!r}")
+        raise UnsupportedVersion(f"unsupported unsubscribe token version {version!r}")
     if not _PSEUDONYM.match(pseudonym) or kind not in KINDS or not _MAC.match(mac):
         raise TokenError("malformed unsubscribe token")
     campaign = _decode_campaign(field)

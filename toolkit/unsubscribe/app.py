@@ -31,7 +31,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from toolkit.errors import UserError
 from toolkit.models import Repo, ToolkitConfig
-from toolkit.tokens import Token, TokenError, unsubscribe_secrets, verify_token
+from toolkit.tokens import (
+    Token,
+    TokenError,
+    UnsupportedVersion,
+    unsubscribe_secrets,
+    verify_token,
+)
 from toolkit.unsubscribe import pages
 from toolkit.unsubscribe.forms import FormError, is_one_click, parse_form
 from toolkit.unsubscribe.writer import SuppressionWriter
@@ -132,16 +138,16 @@ def create_app(repo: Repo | Path | str, *, secrets: Sequence[bytes] | None = Non
     org = config.organization.name
     mailto = config.unsubscribe.mailto
 
-    def invalid(reason: str, status: int = 400) -> HTMLResponse:
+    def invalid(reason: str) -> HTMLResponse:
         return HTMLResponse(pages.invalid_page(organization=org, mailto=mailto, reason=reason),
-                            status_code=status)
+                            status_code=400)
 
     def check(request: Request) -> Token | HTMLResponse:
         try:
             return verify_token(keys, request.path_params["token"])
-        except TokenError as exc:
-            if "version" in str(exc):
-                return invalid("This link is from an older email and is no longer accepted.")
+        except UnsupportedVersion:
+            return invalid("This link is from an older email and is no longer accepted.")
+        except TokenError:
             return invalid("The link is incomplete or has been changed.")
 
     async def show(request: Request) -> Response:
