@@ -121,22 +121,28 @@ class Walker:
     def pos(self, lineno: int, column: int = 1) -> Pos:
         return Pos(self.file, lineno + self.line_offset, column)
 
-    def problem(self, rule: str, message: str, lineno: int) -> None:
-        self.problems.append(Finding(rule=rule, message=message, pos=self.pos(lineno)))
+    def problem(self, rule: str, message: str, lineno: int, near: str | None = None) -> None:
+        column = self.column(lineno, rf"\b{re.escape(near)}\b") if near else self.default_column
+        self.problems.append(Finding(rule=rule, message=message, pos=self.pos(lineno, column)))
+
+    def column(self, lineno: int, pattern: str) -> int:
+        """The column of the first match of pattern on a template line (Jinja gives lines)."""
+        if 0 < lineno <= len(self.lines):
+            m = re.search(pattern, self.lines[lineno - 1])
+            if m:
+                return m.start() + 1
+        return self.default_column
 
     def use(self, name: str, lineno: int) -> Taint:
+        n = re.escape(name)
+        column = self.column(lineno, rf"\bcontact\s*(?:\.\s*{n}\b|\[\s*['\"]{n}['\"])")
         # with no fields.yaml at all (a CFG-001 already), every name would be "unknown"
         if self.fields and name not in self.fields and name not in RESERVED_KEYS:
-            self.problem(FIELD_PROBLEM, f"'{name}' is not a field in policy/fields.yaml; "
-                         "declare it there or fix the name", lineno)
+            self.problems.append(Finding(
+                rule=FIELD_PROBLEM, pos=self.pos(lineno, column),
+                message=f"'{name}' is not a field in policy/fields.yaml; declare it there or "
+                "fix the name"))
             return Taint(frozenset({name}))
-        column = self.default_column
-        if 0 < lineno <= len(self.lines):
-            text = self.lines[lineno - 1]
-            n = re.escape(name)
-            m = re.search(rf"\bcontact\s*(?:\.\s*{n}\b|\[\s*['\"]{n}['\"])", text)
-            if m:
-                column = m.start() + 1
         self.uses.append(FieldUse(name, self.pos(lineno, column), self.part))
         return Taint(frozenset({name}))
 
@@ -523,14 +529,14 @@ class Walker:
                 if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
                     return self.use(node.arg.value, node.lineno)
                 self.expr(node.arg, scope)
-                self.problem(FIELD_PROBLEM, CANNOT_FOLLOW, node.lineno)
+                self.problem(FIELD_PROBLEM, CANNOT_FOLLOW, node.lineno, near="contact")
                 return CLEAN
             return self.expr(node.node, scope) | self.expr(node.arg, scope)
         if isinstance(node, nodes.Call):
             fn = node.node
             if isinstance(fn, nodes.Getattr) and self.is_contact(fn.node, scope):
                 self.args(node, scope)
-                self.problem(FIELD_PROBLEM, CANNOT_FOLLOW, node.lineno)
+                self.problem(FIELD_PROBLEM, CANNOT_FOLLOW, node.lineno, near="contact")
                 return CLEAN
             if isinstance(self.callable(fn, scope), (Macro, Caller)) or self.is_super(fn, scope):
                 return self.call(node, scope, output=False)
@@ -558,7 +564,7 @@ class Walker:
             value = scope[name]
             return value if isinstance(value, Taint) else CLEAN
         if name == "contact":
-            self.problem(FIELD_PROBLEM, CANNOT_FOLLOW, node.lineno)
+            self.problem(FIELD_PROBLEM, CANNOT_FOLLOW, node.lineno, near="contact")
             return CLEAN
         if name in BUILTINS:
             self.builtins.add(name)
@@ -566,5 +572,6 @@ class Walker:
         if name in JINJA_NAMES:
             return CLEAN
         self.problem(FIELD_PROBLEM, f"unknown name '{name}': templates reach contact data as "
-                     "contact.<field>; other names are " + ", ".join(BUILTINS), node.lineno)
+                     "contact.<field>; other names are " + ", ".join(BUILTINS), node.lineno,
+                     near=name)
         return CLEAN
