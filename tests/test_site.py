@@ -197,3 +197,19 @@ def test_build_rejects_a_bad_time(tmp_path: Path) -> None:
     res = run_campaign("build", "--at", "next tuesday", root=SCAFFOLD)
     assert res.returncode == 2
     assert "--at: 'next tuesday' is not an ISO-8601 time" in res.stderr
+
+
+def test_segments_in_plain_words() -> None:
+    from toolkit.loader import load_repo
+    from toolkit.site.words import describe
+
+    repo, _ = load_repo(ROOT)
+    words = {sid: describe(s.where) for sid, s in repo.segments.items()}
+    assert words["adults-65-plus"] == "age at least 65 and care status is active and not deceased"
+    assert words["diabetes-adults"] == (
+        "age at least 18 and care status is active and "
+        "(conditions includes E11 or conditions includes E10) and not deceased")
+    assert words["refill-due"] == (
+        "current prescription is known and refill due date within 10 days of the send date "
+        "(before or after) and not deceased")
+    assert describe(None) == "everyone in the contact source"
