@@ -274,3 +274,45 @@ def test_cli_approve_with_a_missing_key_file_is_a_usage_error(root: Path, tmp_pa
     r = run_campaign("approve", CAMPAIGN, "--role", "legal", "--key", str(missing), root=root)
     assert r.returncode == 2
     assert f"{tmp_path / 'nope.key'}: no such key file" in r.stderr
+
+
+def test_the_ci_role_approves_nothing_by_itself(tmp_path: Path, root: Path) -> None:
+    key_file, line = new_key(tmp_path / "ci.key")
+    set_approvers(root, [{"name": "CI review key", "role": "github-review", "public_key": line}],
+                  roles=["github-review"])
+    with pytest.raises(UserError) as err:
+        _approve(root, key_file, role="github-review")
+    assert err.value.message.startswith("'github-review' marks the CI key")
+    repo = load(root)
+    write_record(repo, make_record(repo, CAMPAIGN, role="github-review", approver="CI",
+                                   key=keys.load_private_key(key_file)))
+    status = approval_status(load(root), CAMPAIGN)
+    assert not status.valid
+    assert status.reasons[1].endswith("role 'github-review' approves nothing by itself")
+
+
+def test_a_malformed_approver_key_is_reported(root: Path, legal: Key) -> None:
+    set_approvers(root, [{"name": "Privacy Officer", "role": "legal", "public_key": legal[1]},
+                         {"name": "Typo", "role": "legal", "public_key": "ed25519:abc"}])
+    _approve(root, legal[0])
+    status = approval_status(load(root), CAMPAIGN)
+    assert status.valid
+    assert status.warnings == ["policy/approvers.yaml:6:15: approver 'Typo': the public key is "
+                               "not valid base64; this entry approves nothing"]
+
+
+def test_cli_verify_all_as_json(root: Path, legal: Key) -> None:
+    _approve(root, legal[0])
+    r = run_campaign("verify", "--all", "--format", "json", root=root)
+    assert r.returncode == 0, r.stderr
+    (result,) = json.loads(r.stdout)
+    assert result["campaign"] == CAMPAIGN and result["valid"] is True
+    assert result["approvals"][0]["approver"] == "Privacy Officer"
+    edit(root / "segments" / "upcoming-appointments.yaml", "value: 7", "value: 14")
+    r = run_campaign("verify", "--all", "--format", "json", root=root)
+    assert r.returncode == 1
+    (result,) = json.loads(r.stdout)
+    assert result["valid"] is False and result["missing_roles"] == ["legal"]
+    assert "segment segments/upcoming-appointments.yaml changed" in result["reasons"][1]
+    r = run_campaign("verify", root=root)
+    assert r.returncode == 2 and "name the campaigns to verify, or pass --all" in r.stderr

@@ -154,6 +154,12 @@ def approve(
     repo: Repo, campaign_id: str, *, role: str, key: Ed25519PrivateKey
 ) -> tuple[Path, dict[str, Any]]:
     """Sign the current digest as `role`; the key must be listed with that role."""
+    if role == CI_ROLE:
+        raise UserError(
+            f"'{CI_ROLE}' marks the CI key that signs review records; it approves "
+            "nothing by itself",
+            fix="pass the role you review for, e.g. --role legal",
+        )
     line = keys.public_line(key)
     who = approver_for_key(repo, line, role)
     if who is None:
@@ -235,6 +241,8 @@ def _check_record(
             f"{rel}: signature does not verify: the record was edited or forged after signing",
         )
     review = record.get("review")
+    if role == CI_ROLE:
+        return role, f"{rel}: role '{CI_ROLE}' approves nothing by itself"
     if review is None:
         if approver_for_key(repo, record["public_key"], role or "") is None:
             return role, (
@@ -270,6 +278,21 @@ def load_records(repo: Repo, campaign_id: str) -> list[tuple[str, Any]]:
             out.append((rel, json.loads(path.read_text(encoding="utf-8"))))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             out.append((rel, None))
+    return out
+
+
+def approver_key_problems(repo: Repo) -> list[str]:
+    """Entries of approvers.yaml whose key cannot be parsed: they can approve nothing."""
+    out = []
+    for a in repo.approvers:
+        if not a.public_key.strip():
+            continue  # a review-only approver (github: login) holds no key
+        try:
+            keys.parse_public_line(a.public_key)
+        except keys.KeyFormatError as exc:
+            out.append(
+                f"{a.pos('public_key')}: approver '{a.name}': {exc}; this entry approves nothing"
+            )
     return out
 
 
@@ -319,7 +342,7 @@ def approval_status(repo: Repo, campaign_id: str) -> ApprovalStatus:
             )
         )
         reasons.extend(f"  {p}" for p in problems.pop(r, []))
-    warnings = [p for ps in problems.values() for p in ps]
+    warnings = [p for ps in problems.values() for p in ps] + approver_key_problems(repo)
     return ApprovalStatus(
         valid=not missing,
         reasons=reasons,
