@@ -18,6 +18,7 @@ from toolkit.errors import UserError
 from toolkit.findings import Finding, Pos
 from toolkit.models import (
     OPERATORS,
+    PURPOSES,
     AllOf,
     AnyOf,
     ApproversFile,
@@ -325,6 +326,15 @@ def load_repo(root: Path) -> tuple[Repo, list[Finding]]:
 def _check_references(repo: Repo, problem: Callable[..., None]) -> None:
     cfg = repo.config
     for cid, c in repo.campaigns.items():
+        base = repo.base_purpose(c.purpose)
+        if c.commercial is False and base is not None and PURPOSES[base][1]:
+            problem(
+                CFG_SCHEMA,
+                f"'commercial: false' cannot make a '{c.purpose}' message transactional (only "
+                "'commercial: true' on a transactional purpose is allowed); remove it",
+                c.pos("commercial"),
+                cid,
+            )
         if repo.template_for(c) is None:
             problem(
                 CFG_REF,

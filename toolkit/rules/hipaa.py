@@ -34,6 +34,11 @@ AUTH_ELEMENTS: tuple[tuple[str, str], ...] = (
     ),
 )
 
+# "none" as an expiration is allowed only for research (164.508(c)(1)(v)), not marketing
+_NO_EXPIRY = re.compile(
+    r"^\s*(none|never|n/?a|no expiration|does not expire|indefinite\w*)\W*$", re.I
+)
+
 # a remuneration statement must say the organization is paid, not merely exist
 _PAID = re.compile(
     r"\b(pa(id|ys?|yment)|remunerat\w*|compensat\w*|receives?|fees?|sponsor\w*)\b", re.I
@@ -53,9 +58,18 @@ def check_purpose(ctx: CampaignContext) -> Iterator[Finding]:
             c.pos(),
         )
         return
-    if c.purpose in PURPOSES:
-        return
     spec = ctx.repo.purposes.get(c.purpose)
+    if c.purpose in PURPOSES:
+        if spec is not None and spec.base != c.purpose:
+            # the built-in meaning wins; a file that says otherwise misleads reviewers
+            yield finding(
+                "HIPAA-MKT-001",
+                f"policy/purposes.yaml redefines the built-in purpose '{c.purpose}' as "
+                f"'{spec.base}'; built-in purposes keep their meaning: rename the organization "
+                "purpose",
+                spec.key_pos("base") if spec.base else spec.pos(),
+            )
+        return
     if spec is None:
         yield finding(
             "HIPAA-MKT-001",
@@ -132,6 +146,14 @@ def check_authorization_forms(ctx: RepoContext) -> Iterator[Finding]:
                 or (isinstance(value, str) and not value.strip())
                 or (isinstance(value, tuple) and not any(str(v).strip() for v in value))
             )
+            if key == "expiration" and not empty and _NO_EXPIRY.match(str(value)):
+                yield finding(
+                    "HIPAA-AUTH-001",
+                    f"authorization form '{scope}': expiration '{value}' names no date or event; "
+                    "state when the authorization ends (a date, or an event such as 'one year "
+                    "after signing')",
+                    form.pos(key),
+                )
             if empty:
                 present = key in (ctx.repo.documents.get(path) or {})
                 pos = form.pos(key) if present else form.pos()
