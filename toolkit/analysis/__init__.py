@@ -22,7 +22,8 @@ from typing import Any
 from jinja2 import TemplateSyntaxError, nodes
 
 from toolkit.analysis.html import HOLE, TagUse, UrlUse, is_url_attr
-from toolkit.analysis.walker import BUILTINS, CANNOT_FOLLOW, FieldUse, Parsed, Walker
+from toolkit.analysis.scope import BUILTINS, CANNOT_FOLLOW, FieldUse, Parsed
+from toolkit.analysis.walker import Walker
 from toolkit.findings import Finding, Pos
 from toolkit.jinja_env import make_env, make_string_env
 from toolkit.models import Campaign, Repo
