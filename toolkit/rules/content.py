@@ -182,17 +182,21 @@ def check_unfollowable(ctx: RepoContext) -> Iterator[Finding]:
 # --- CNT-004 -----------------------------------------------------------------------------
 
 
-def _default_alt(tags: tuple[TagUse, ...]) -> bool:
-    """An <mj-attributes> default (<mj-image alt> or <mj-all alt>) gives every image an alt."""
-    inside = False
+def _images(tags: tuple[TagUse, ...]) -> list[TagUse]:
+    """The images of the body. An <mj-attributes> default (<mj-image alt> or <mj-all alt>)
+    gives every image an alt; the defaults themselves are not images."""
+    inside, images = False, []
     for tag in tags:
         if tag.name == "mj-attributes":
             inside = True
-        elif tag.name in ("mj-body", "mj-section"):
+        elif tag.name in ("mj-body", "mj-section", "mj-wrapper", "mj-column"):
             inside = False
-        elif inside and tag.name in ("mj-image", "mj-all") and tag.attr("alt") is not None:
-            return True
-    return False
+        if inside:
+            if tag.name in ("mj-image", "mj-all") and tag.attr("alt") is not None:
+                return []
+        elif tag.name in ("mj-image", "img"):
+            images.append(tag)
+    return images
 
 
 def check_accessibility(ctx: CampaignContext) -> Iterator[Finding]:
@@ -201,11 +205,7 @@ def check_accessibility(ctx: CampaignContext) -> Iterator[Finding]:
     if template is None or not analysis.complete:
         return
     static_missing = False
-    if _default_alt(analysis.tags):
-        images: list[TagUse] = []
-    else:
-        images = [t for t in analysis.tags if t.name in ("mj-image", "img")]
-    for tag in images:
+    for tag in _images(analysis.tags):
         if tag.attr("alt") is None:
             static_missing = True
             yield finding("CNT-004", f"<{tag.name}> without alt text; add alt=\"...\" describing "
