@@ -38,6 +38,18 @@ def test_a_real_sends_log_verifies_and_names_tampering(tmp_path: Path) -> None:
     assert r.stdout == (".campaign/audit.jsonl: 7 entries, chain intact through seq 7 "
                         "(recipient 5, send-end 1, send-start 1)\n")
 
+    r = run_campaign("audit", "report", "--format", "json", root=s.root, env=s.env)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["verified"] is True and rep["refusals"] == []
+    (one,) = rep["sends"]
+    assert (one["campaign"], one["sent"], one["failed"], one["unconfirmed"]) == (CAMPAIGN, 4, 1, 0)
+    assert one["digest"] == events[0]["fields"]["digest"] and one["tls"] == "starttls"
+    assert one["approvals"] and one["approvals"][0].startswith("legal: ")
+    assert one["ended"] == events[-1]["time"]
+    text = run_campaign("audit", "report", root=s.root, env=s.env).stdout
+    assert "sent 4, failed 1, unconfirmed 0; S/MIME 0" in text
+
     # no PHI: no address, no name, no field value of any contact
     text = (s.root / AUDIT).read_text()
     for i in range(5):

@@ -39,3 +39,43 @@ def verify(app: App) -> int:
         + (f" ({counts})" if counts else "")
     )
     return 0
+
+
+@audit.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@pass_app
+def report(app: App, fmt: str) -> int:
+    """What was sent: per send, campaign, digest, approvals, relay and TLS, outcomes (counts).
+
+    Verifies the log first; exit 1 if it does not verify (the report is then still
+    printed, marked unverified).
+    """
+    import json
+
+    from toolkit.audit import head_path, key_env, log_path
+    from toolkit.audit_check import verify_log
+    from toolkit.audit_report import render_text, summarize
+    from toolkit.secrets import secret
+
+    repo, _ = app.load()
+    key = secret(key_env(repo), purpose="audit log HMAC key")
+    path = log_path(repo)
+    if not path.is_file():
+        click.echo(f"{path}: no audit log yet", err=True)
+        return 0
+    checked = verify_log(path, head_path(repo), key)
+    summary = summarize(path)
+    if fmt == "json":
+        click.echo(json.dumps({
+            "verified": checked.ok, "problems": checked.problems,
+            "sends": [s.as_dict() for s in summary.sends],
+            "refusals": summary.refusals, "approvals": summary.approvals,
+        }, indent=2))
+    else:
+        if not checked.ok:
+            click.echo("UNVERIFIED: the audit log failed verification; run "
+                       "`campaign audit verify`", err=True)
+        for line in render_text(summary) or ["no sends recorded"]:
+            click.echo(line)
+    return 0 if checked.ok else EXIT_CHECK_FAILED
