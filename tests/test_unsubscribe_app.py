@@ -258,3 +258,20 @@ def test_command_with_a_url_it_cannot_serve_names_the_line(repo: Path) -> None:
     assert r.stderr == (f"Error: toolkit.yaml:{line}:8: unsubscribe.url must put {{token}} as the "
                         "last segment of the path\n  fix: unsubscribe:\n"
                         '    url: "https://your.domain/unsubscribe/{token}"\n')
+
+
+def test_concurrent_one_clicks_are_all_committed(base: str, repo: Path) -> None:
+    import asyncio
+
+    people = [pseudonym(f"p{i}@example.org", AUDIT_KEY) for i in range(40)]
+    paths = [f"/unsubscribe/{make_token(SECRET, pseudonym=p, campaign='c', kind='commercial')}"
+             for p in people]
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            answers = await asyncio.gather(*(client.post(p, data=ONE_CLICK) for p in paths))
+        return [a.status_code for a in answers]
+
+    assert asyncio.run(burst()) == [200] * 40
+    with store_of(repo) as store:
+        assert sorted(e.pseudonym for e in store.list()) == sorted(people)
