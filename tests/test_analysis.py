@@ -105,7 +105,9 @@ def test_set_block_and_namespace_carry_taint(tmp_path: Path) -> None:
     a = analyze(tmp_path, "{% set link %}https://clinic.example.org/{{ contact.age }}{% endset %}\n"
                 "{% set ns = namespace(v='') %}{% set ns.v = contact.language %}\n"
                 '<a href="{{ link }}">a</a><a href="{{ ns.v }}">b</a>\n')
-    assert [u.fields for u in a.url_uses] == [{"age"}, {"language"}]
+    # the set block writes a URL as text (flagged where it is built), then the hrefs
+    assert [(u.attr, u.fields) for u in a.url_uses] == [
+        ("text", {"age"}), ("href", {"age"}), ("href", {"language"})]
 
 
 def test_call_block_caller_content_is_walked(tmp_path: Path) -> None:
@@ -276,3 +278,12 @@ def test_include_cycles_are_reported_not_followed(tmp_path: Path) -> None:
     assert [(p.rule, p.file, p.line) for p in a.problems] == [
         ("CFG-002", "templates/partials/b.mjml", 1)]
     assert "includes itself" in a.problems[0].message
+
+
+def test_a_url_written_as_text_is_a_url(tmp_path: Path) -> None:
+    # mail clients link it, so contact data in it leaks like in an href
+    a = analyze(tmp_path, "<mj-text>See https://clinic.example.org/r/{{ contact.first_name }}\n"
+                "or <b>{{ contact.age }}</b> https://x.example.org/ {{ contact.language }}"
+                "</mj-text>\n")
+    assert [(u.attr, u.pos.line, u.fields, u.value) for u in a.url_uses] == [
+        ("text", 2, {"first_name"}, f"https://clinic.example.org/r/{HOLE}")]

@@ -27,6 +27,7 @@ _TAGNAME = re.compile(r"[A-Za-z][^\s/>\x00]*")
 _WS = re.compile(r"\s*")
 _ATTRNAME = re.compile(r"[^\s=/>\x00]+")
 _UNQUOTED = re.compile(r"[^\s>]*")
+_TEXT_URL = re.compile(r"(?:https?://|www\.)[^\s<>\"']*$", re.I)
 
 
 def is_url_attr(name: str) -> bool:
@@ -90,11 +91,12 @@ class HtmlState:
     value: list[str] = field(default_factory=list)
     fields: set[str] = field(default_factory=set)
     builtins: set[str] = field(default_factory=set)
+    tail: str = ""  # the end of the current text run, for URLs written as text
 
     def copy(self) -> HtmlState:
         return HtmlState(self.urls, self.tags, self.mode, self.tag, self.tag_pos,
                          list(self.attrs), self.attr, self.attr_pos, list(self.value),
-                         set(self.fields), set(self.builtins))
+                         set(self.fields), set(self.builtins), self.tail)
 
     def absorb(self, other: HtmlState) -> None:
         """Merge another branch's pending attribute taint into this one."""
@@ -136,6 +138,12 @@ class HtmlState:
             self.builtins |= builtins
         elif self.mode in (TAG, AFTERNAME) and fields:
             self.urls.append(UrlUse("", pos, fields, builtins, HOLE, self.tag))
+        elif self.mode == TEXT:
+            # mail clients turn a URL written as text into a link: it leaks the same way
+            m = _TEXT_URL.search(self.tail)
+            if m and fields:
+                self.urls.append(UrlUse("text", pos, fields, builtins, m.group() + HOLE, ""))
+            self.tail = (self.tail + HOLE)[-256:]
 
     def feed_text(self, text: str, file: str, line: int) -> None:
         i, n = 0, len(text)
@@ -144,7 +152,9 @@ class HtmlState:
             if mode == TEXT:
                 j = text.find("<", i)
                 if j < 0:
+                    self.tail = (self.tail + text[i:])[-256:]
                     return
+                self.tail = ""  # a tag ends any URL written as text
                 line += text.count("\n", i, j)
                 if text.startswith("<!--", j):
                     self.mode, i = COMMENT, j + 4

@@ -265,7 +265,8 @@ def check_contact_in_urls(ctx: CampaignContext) -> Iterator[Finding]:
         if not use.fields:
             continue
         names = ", ".join(f"contact.{f}" for f in sorted(use.fields))
-        place = f"the {use.attr} URL" if use.attr else "a tag's attributes"
+        place = {"": "a tag's attributes", "text": "a URL written as text (mail clients link it)"
+                 }.get(use.attr, f"the {use.attr} URL")
         yield finding("TRK-002", f"{names} flows into {place}; PHI in URLs leaks into server "
                       "logs, browser history and third parties: link to a page that identifies "
                       "the patient after sign-in, and put no contact data in the URL", use.pos)
