@@ -4,7 +4,8 @@ Runs the real command (`campaign unsubscribe-server --port 0`) on a scaffold
 repository in a temporary folder, with the SQLite suppression store, and drives it
 with Debian's `wrk` (apt-get install wrk) when present, else with an asyncio httpx
 load generator. Every request carries a distinct valid token, so every request is a
-new suppression written to SQLite (the expensive case).
+new suppression written to SQLite (the expensive case). uvicorn uses httptools and
+uvloop when they are installed (`pip install .[server]`), h11 and asyncio otherwise.
 
     /work/venv/bin/python bench/unsubscribe_bench.py [--seconds 10] [--connections 32]
         [--tokens 50000] [--generator wrk|httpx] [--wal]
@@ -118,6 +119,14 @@ def commit_latency_ms(folder: Path, n: int = 50) -> float:
         return 1000 * (time.perf_counter() - t0) / n
 
 
+def server_stack() -> str:
+    """What uvicorn will pick (http="auto", loop="auto") in the server process."""
+    import importlib.util
+
+    fast = [m for m in ("httptools", "uvloop") if importlib.util.find_spec(m)]
+    return "+".join(fast) if fast else "h11+asyncio"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--seconds", type=int, default=10)
@@ -147,7 +156,8 @@ def main() -> None:
             con.close()
         proc, base = start_server(repo)
         try:
-            print(f"generator={args.generator} wal={args.wal} connections={args.connections} "
+            print(f"server={server_stack()} generator={args.generator} wal={args.wal} "
+                  f"connections={args.connections} "
                   f"seconds={args.seconds} distinct tokens={args.tokens} cpus={os.cpu_count()}")
             if args.generator == "wrk":
                 result = run_wrk(base, paths_file, args.seconds, args.connections)
