@@ -45,14 +45,14 @@ class App:
     root: Path
     debug: bool
 
-    def load(self):  # noqa: ANN201 - avoids importing the loader for --help
+    def load(self):  # imports the loader lazily so --help stays fast
         from toolkit.loader import load_repo
 
         return load_repo(self.root)
 
 
 class LazyGroup(click.Group):
-    def __init__(self, *args, lazy: dict[str, str] | None = None, **kwargs):  # noqa: ANN002, ANN003
+    def __init__(self, *args, lazy: dict[str, str] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.lazy = lazy or {}
 
@@ -74,9 +74,10 @@ class LazyGroup(click.Group):
 pass_app = click.make_pass_decorator(App)
 
 
-@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True,
-              help="The campaign repository.")
+@click.group(cls=LazyGroup, lazy=COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=".",
+              show_default=True, help="The campaign repository.")
 @click.option("--debug", is_flag=True, help="Show a traceback for unexpected errors.")
 @click.version_option(__version__, prog_name="campaign")
 @click.pass_context

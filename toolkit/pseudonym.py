@@ -17,5 +17,6 @@ def normalize_address(email: str) -> str:
 
 
 def pseudonym(email: str, key: bytes) -> str:
-    digest = hmac.new(key, b"recipient:v1:" + normalize_address(email).encode("utf-8"), hashlib.sha256).digest()
+    message = b"recipient:v1:" + normalize_address(email).encode("utf-8")
+    digest = hmac.new(key, message, hashlib.sha256).digest()
     return "r_" + base64.b32encode(digest[:20]).decode("ascii").lower()

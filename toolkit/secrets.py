@@ -12,7 +12,8 @@ def secret(env_name: str, *, purpose: str) -> bytes:
     if not value:
         raise UserError(
             f"environment variable {env_name} is not set; it holds the {purpose}",
-            fix=f"export {env_name}=... (a long random value; `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)",
+            fix=f"export {env_name}=<a long random value>, e.g. the output of "
+            "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`",
         )
     return value.encode("utf-8")
 
