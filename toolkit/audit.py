@@ -44,7 +44,7 @@ from toolkit.pseudonym import pseudonym
 EVENTS = ("lint", "build", "approve", "verify", "send-start", "recipient", "refusal", "send-end")
 GENESIS = "0" * 64
 HEAD_NAME = "audit-head.json"
-SYNC_EVERY = 256
+SYNC_EVERY = 1024
 SYNC_SECONDS = 1.0
 _BATCHED = frozenset({"recipient"})
 _EMAIL = re.compile(r"[^\s@<>\"'(),;:]+@[^\s@<>\"'(),;:]+\.[A-Za-z]{2,}")
@@ -88,6 +88,8 @@ def _scrub(value: Any, path: str, allowed: tuple[str, ...]) -> Any:
     address; the organization's own (sender, reply-to) are not PHI and stay.
     """
     if isinstance(value, str):
+        if "@" not in value:
+            return value
 
         def redact(m: re.Match[str]) -> str:
             domain = m.group(0).rsplit("@", 1)[1].lower()
