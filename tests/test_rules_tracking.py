@@ -65,3 +65,16 @@ def test_contact_data_through_a_partial_macro_is_reported_in_the_partial(tmp_pat
         '{% import "partials/links.mjml" as l %}{{ l.visit(contact.first_name) }}')]})
     f = assert_finding(findings, "TRK-002", "templates/partials/links.mjml", 2)
     assert f.message.startswith("contact.first_name flows into the href URL; PHI in URLs leaks")
+
+
+def test_a_url_passed_to_a_macro_is_reported_where_it_is_written(tmp_path: Path) -> None:
+    findings = lint_with(tmp_path, {
+        "templates/partials/links.mjml":
+            '{% macro button(url) %}\n<mj-button href="{{ url }}">Go</mj-button>\n'
+            "{% endmacro %}\n",
+    }, {TEMPLATE_FILE: [(
+        "Hello {{ contact.first_name }},",
+        '{% import "partials/links.mjml" as l %}</mj-text>\n'
+        '{{ l.button("https://offers.example.net/") }}<mj-text>Hello')]})
+    f = assert_finding(findings, "TRK-001", TEMPLATE_FILE, 9)
+    assert f.message.startswith("link points at offers.example.net (in the rendered message)")

@@ -229,6 +229,19 @@ def _dynamic_pos(ctx: CampaignContext, attr: str) -> Pos | None:
     return None
 
 
+def _literal_pos(ctx: CampaignContext, host: str) -> Pos | None:
+    """The first line, in the template or a partial it reaches, that spells out host: where
+    a URL passed to a macro or built from literals was written."""
+    for file in ctx.analysis.files:
+        tpl = ctx.repo.templates.get(file.removeprefix("templates/"))
+        if tpl is None:
+            continue
+        i = tpl.source.find(host)
+        if i >= 0:
+            return Pos(file, tpl.source.count("\n", 0, i) + 1, i - tpl.source.rfind("\n", 0, i))
+    return None
+
+
 def check_remote_content(ctx: CampaignContext) -> Iterator[Finding]:
     cfg = ctx.repo.config
     if cfg is None:
@@ -246,7 +259,7 @@ def check_remote_content(ctx: CampaignContext) -> Iterator[Finding]:
         if u.pos is None and key in seen:
             continue
         seen.add(key)
-        pos = u.pos or _dynamic_pos(ctx, u.attr) or fallback
+        pos = u.pos or _literal_pos(ctx, u.host) or _dynamic_pos(ctx, u.attr) or fallback
         where = "" if u.pos else " (in the rendered message)"
         known = tracker(u.host, u.path)
         if known and clinical:
