@@ -65,9 +65,10 @@ def test_open_choose_press_confirm(browser: Browser, tmp_path: Path, label: str 
         if label:
             page.get_by_label(label).check()
         button.click()
-        page.wait_for_selector("h1[role=status]")
+        page.get_by_role("heading", name="You are unsubscribed").wait_for()
 
         assert page.locator("h1").inner_text() == "You are unsubscribed"
+        assert page.title() == "Unsubscribed – Example Clinic"
         assert sentence in page.locator("main").inner_text()
         assert problems == []
         page.close()

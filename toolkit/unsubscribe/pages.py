@@ -80,7 +80,7 @@ def done_page(*, organization: str, kind: str) -> str:
     org = escape(organization)
     words = "email" if kind == "all" else KIND_WORDS[kind]
     body = (
-        '<h1 role="status">You are unsubscribed</h1>\n'
+        '<h1>You are unsubscribed</h1>\n'
         f"<p>{org} will send you no more {words}. This applies to every message we send "
         "from now on; there is nothing else you need to do.</p>\n"
     )
