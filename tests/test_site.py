@@ -213,3 +213,10 @@ def test_segments_in_plain_words() -> None:
         "current prescription is known and refill due date within 10 days of the send date "
         "(before or after) and not deceased")
     assert describe(None) == "everyone in the contact source"
+
+
+def test_inline_stylesheet_is_not_html_escaped(site: Path) -> None:
+    index = (site / "index.html").read_text(encoding="utf-8")
+    style = index[index.index("<style>"): index.index("</style>")]
+    assert 'font-family: "Segoe UI"' in style
+    assert "&#34;" not in style and "&quot;" not in style

@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 
 from toolkit.errors import UserError
 from toolkit.findings import Finding, Severity
@@ -42,8 +43,9 @@ def _env() -> Environment:
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                       keep_trailing_newline=True)
     env.filters["url"] = lambda s: quote(str(s), safe="")
-    env.globals["css"] = resources.files("toolkit.site").joinpath("templates/site.css").read_text(
-        encoding="utf-8")
+    # our own stylesheet, inlined: Markup, or autoescape would turn its quotes into entities
+    env.globals["css"] = Markup(resources.files("toolkit.site").joinpath("templates/site.css")
+                                .read_text(encoding="utf-8"))
     return env
 
 
