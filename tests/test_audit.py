@@ -292,3 +292,34 @@ def test_lint_and_build_are_recorded_best_effort(tmp_path: Path) -> None:
     again = run_campaign("lint", root=root, env=env)
     assert again.returncode == lint.returncode
     assert "warning: " in again.stderr and "does not verify" in again.stderr
+
+
+def test_a_write_cut_short_leaves_no_partial_entry(paths: tuple[Path, Path]) -> None:
+    """Disk full mid-entry (RLIMIT_FSIZE stands in for it): the entry is refused whole."""
+    import subprocess
+    import sys
+    import textwrap
+
+    write_log(paths)
+    before = paths[0].read_bytes()
+    code = textwrap.dedent(f"""
+        import resource, signal, sys
+        from pathlib import Path
+        from toolkit.audit import AuditLog, AuditError
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        log = AuditLog.at(Path({str(paths[0])!r}), Path({str(paths[1])!r}), {KEY!r})
+        resource.setrlimit(resource.RLIMIT_FSIZE, ({len(before) + 100}, resource.RLIM_INFINITY))
+        try:
+            log.append("send-end", campaign="flu", sent=2, failed=1, note="x" * 300)
+        except AuditError as exc:
+            print(exc.message)
+            sys.exit(7)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 7, r.stderr
+    assert "audit write failed" in r.stdout
+    assert paths[0].read_bytes() == before
+    assert verify_log(*paths, KEY).ok
+    with AuditLog.at(*paths, KEY) as log:  # and the chain goes on once there is space
+        log.append("send-end", campaign="flu", sent=2, failed=1)
+    assert verify_log(*paths, KEY).entries == 6

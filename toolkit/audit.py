@@ -24,6 +24,7 @@ batches (every SYNC_EVERY entries or SYNC_SECONDS) and at close.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fcntl
 import hashlib
@@ -265,9 +266,16 @@ class AuditLog:
                 entry["hash"] = entry_hash(entry)
                 entry["mac"] = entry_mac(self.key, entry["hash"])
                 data = _canonical(entry) + b"\n"
-                written = os.write(self._fd, data)
-                if written != len(data):
-                    raise OSError(28, "short write to the audit log")
+                try:
+                    written = os.write(self._fd, data)
+                    if written != len(data):
+                        raise OSError(28, "short write to the audit log")
+                except OSError:
+                    # leave no partial entry behind (disk full): the chain stays appendable
+                    # once space is freed, and the entry that failed is simply not there
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(self._fd, size)
+                    raise
                 self._tail = _Tail(entry["seq"], entry["hash"], size + len(data))
                 self._unsynced += 1
                 if (
