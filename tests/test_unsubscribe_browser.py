@@ -89,3 +89,23 @@ def test_altered_link_shows_the_error_page(browser: Browser, tmp_path: Path) -> 
         page.close()
     with store_of(repo) as store:
         assert store.list() == []
+
+
+def test_keyboard_alone_can_choose_and_submit(browser: Browser, tmp_path: Path) -> None:
+    repo = scaffold_repo(tmp_path / "repo")
+    token = make_token(SECRET, pseudonym=PSEUDO, campaign="spring-checkup", kind="fundraising")
+    with serve(create_app(repo, secrets=[SECRET])) as base:
+        page = browser.new_page()
+        page.goto(f"{base}/unsubscribe/{token}")
+        page.keyboard.press("Tab")       # focus lands on the checked radio of the group
+        assert page.evaluate("document.activeElement.id") == "choice-kind"
+        page.keyboard.press("ArrowDown")  # moves the choice to "Stop all email"
+        assert page.get_by_label("Stop all email from Example Clinic").is_checked()
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.textContent") == "Unsubscribe"
+        page.keyboard.press("Enter")
+        page.get_by_role("heading", name="You are unsubscribed").wait_for()
+        page.close()
+    with store_of(repo) as store:
+        assert [(e.kind, e.source) for e in store.list()] == [
+            ("all", "unsubscribe-page:spring-checkup")]
