@@ -40,8 +40,10 @@ def main(n: int) -> None:
         report = verify_log(log_path, head, KEY)
         checked = time.perf_counter() - t0
         assert report.ok, report.problems
-    print(f"recipient entries (fsync batched): {n / batched:,.0f}/s ({batched / n * 1e6:.1f} us each)")
-    print(f"fsynced entries:                   {m / synced:,.0f}/s ({synced / m * 1e3:.2f} ms each)")
+    print(f"recipient entries (fsync batched): {n / batched:,.0f}/s "
+          f"({batched / n * 1e6:.1f} us each)")
+    print(f"fsynced entries:                   {m / synced:,.0f}/s "
+          f"({synced / m * 1e3:.2f} ms each)")
     print(f"audit verify:                      {report.entries / checked:,.0f} entries/s "
           f"({size / report.entries:.0f} bytes/entry)")
 
