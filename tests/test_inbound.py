@@ -347,3 +347,21 @@ def test_import_dsn_bad_mailbox_is_exit_2(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert r.stderr == (f"Error: {tmp_path / 'x.txt'}: file is not an mbox (it does not start "
                         "with a 'From ' line)\n  fix: give an mbox file or a Maildir folder\n")
+
+
+def test_global_dsn_blocks_are_all_read(tmp_path: Path) -> None:
+    """RFC 6533 message/global-delivery-status: the email package does not split it."""
+    report = MIMEMultipart("report", report_type="delivery-status")
+    report["Subject"] = "Undeliverable"
+    report.attach(MIMEText("Delivery failed.\n"))
+    status = Message()
+    status["Content-Type"] = "message/global-delivery-status"
+    status.set_payload("Reporting-MTA: dns; mx.example.net\n\n"
+                       "Final-Recipient: rfc822; first@example.org\n"
+                       "Action: failed\nStatus: 5.1.1\n\n"
+                       "Final-Recipient: rfc822; second@example.org\n"
+                       "Action: failed\nStatus: 5.1.2\n")
+    report.attach(status)
+    counts, found = scan_reports(write_mbox(tmp_path / "g.mbox", report))
+    assert counts.hard_bounces == 2
+    assert found.addresses == {"first@example.org": "dsn", "second@example.org": "dsn"}

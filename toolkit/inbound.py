@@ -135,15 +135,30 @@ class ReportSuppressions:
     tokens: list[tuple[Token, str]] = field(default_factory=list)
 
 
+def _blocks(text: str) -> list[Message]:
+    """Header blocks separated by blank lines, as in a delivery-status body."""
+    parts = re.split(r"\r?\n[ \t]*\r?\n", text.strip())
+    return [HeaderParser(policy=policy.compat32).parsestr(b) for b in parts if b.strip()]
+
+
 def _report_fields(part: Message) -> list[Message]:
-    """The header blocks of a message/delivery-status or message/feedback-report part."""
+    """The header blocks of a message/delivery-status or message/feedback-report part.
+
+    The email package splits message/delivery-status into blocks itself; other
+    message/* types (message/global-delivery-status, message/feedback-report) come
+    back as one "message" whose headers are the first block and whose body holds
+    the rest."""
     payload = part.get_payload()
-    if isinstance(payload, list):
-        return [p for p in payload if isinstance(p, Message)]
-    if isinstance(payload, str):  # an unparsed body: blocks separated by blank lines
-        blocks = re.split(r"\r?\n\s*\r?\n", payload.strip())
-        return [HeaderParser(policy=policy.compat32).parsestr(b) for b in blocks if b.strip()]
-    return []
+    if isinstance(payload, str):
+        return _blocks(payload)
+    blocks: list[Message] = []
+    for item in payload if isinstance(payload, list) else []:
+        if isinstance(item, Message):
+            blocks.append(item)
+            body = item.get_payload()
+            if isinstance(body, str) and body.strip():
+                blocks += _blocks(body)
+    return blocks
 
 
 def _typed_address(value: str | None) -> str | None:
