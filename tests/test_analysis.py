@@ -287,3 +287,10 @@ def test_a_url_written_as_text_is_a_url(tmp_path: Path) -> None:
                 "</mj-text>\n")
     assert [(u.attr, u.pos.line, u.fields, u.value) for u in a.url_uses] == [
         ("text", 2, {"first_name"}, f"https://clinic.example.org/r/{HOLE}")]
+
+
+def test_mj_preview_text_is_the_preheader(tmp_path: Path) -> None:
+    a = analyze(tmp_path, "<mj-head><mj-preview>Hi {{ contact.first_name }}</mj-preview></mj-head>\n"
+                "{{ contact.age }}\n")
+    assert [(u.field, u.part) for u in a.field_uses] == [
+        ("first_name", "preheader"), ("age", "template")]

@@ -92,11 +92,12 @@ class HtmlState:
     fields: set[str] = field(default_factory=set)
     builtins: set[str] = field(default_factory=set)
     tail: str = ""  # the end of the current text run, for URLs written as text
+    in_preview: bool = False  # inside <mj-preview>: the preheader shown on lock screens
 
     def copy(self) -> HtmlState:
         return HtmlState(self.urls, self.tags, self.mode, self.tag, self.tag_pos,
                          list(self.attrs), self.attr, self.attr_pos, list(self.value),
-                         set(self.fields), set(self.builtins), self.tail)
+                         set(self.fields), set(self.builtins), self.tail, self.in_preview)
 
     def absorb(self, other: HtmlState) -> None:
         """Merge another branch's pending attribute taint into this one."""
@@ -109,8 +110,10 @@ class HtmlState:
     def _start_tag(self, name: str, pos: Pos) -> None:
         self.tag, self.tag_pos, self.attrs = name.lower(), pos, []
 
-    def _end_tag(self) -> None:
+    def _end_tag(self, self_closing: bool = False) -> None:
         self.tags.append(TagUse(self.tag, self.tag_pos, tuple(self.attrs)))
+        if self.tag == "mj-preview" and not self_closing:
+            self.in_preview = True
         self.mode = TEXT
 
     def _start_attr(self, name: str, pos: Pos) -> None:
@@ -159,6 +162,8 @@ class HtmlState:
                 if text.startswith("<!--", j):
                     self.mode, i = COMMENT, j + 4
                 elif text.startswith("</", j):
+                    if text.startswith("</mj-preview", j):
+                        self.in_preview = False
                     self.mode, i = ENDTAG, j + 2
                 else:
                     m = _TAGNAME.match(text, j + 1)
@@ -197,7 +202,7 @@ class HtmlState:
                     self._end_tag()
                     i += 1
                 elif text.startswith("/>", i):
-                    self._end_tag()
+                    self._end_tag(self_closing=True)
                     i += 2
                 elif c == "/":
                     i += 1

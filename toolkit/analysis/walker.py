@@ -91,7 +91,9 @@ class Walker:
                 message=f"'{name}' is not a field in policy/fields.yaml; declare it there or "
                 "fix the name"))
             return Taint(frozenset({name}))
-        self.uses.append(FieldUse(name, self.pos(lineno, column), self.part))
+        # <mj-preview> text is the preheader, whatever file it is written in
+        part = "preheader" if self.html.in_preview else self.part
+        self.uses.append(FieldUse(name, self.pos(lineno, column), part))
         return Taint(frozenset({name}))
 
     def emit(self, taint: Taint, lineno: int) -> None:
