@@ -257,6 +257,8 @@ def test_pull_request_mode_uses_current_approvals_only(setup: Setup) -> None:
     # dana-counsel approved the head; sam-marketing holds no role; lee-privacy approved
     # an older commit
     assert "sam-marketing holds no approval role in policy/approvers.yaml" in r.stdout
+    assert ("review 2005 by lee-privacy approved 89e6c98d9288, not the head 3f786850e387; "
+            "nothing recorded") in r.stdout
     assert sorted(p.name for p in (root / "approvals" / CAMPAIGN).iterdir()) == [
         "legal-github-dana-counsel.json"]
 

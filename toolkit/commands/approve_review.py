@@ -58,8 +58,15 @@ def approve_review(app: App, campaign_ids: tuple[str, ...], event_path: Path | N
         if not (repo_name and pr_number):
             raise UserError("--repo and --pr go together")
         pr = gh.pull_request(repo_name, pr_number)
-        reviews = [r for r in latest_by_reviewer(gh.reviews(repo_name, pr_number)).values()
-                   if r.state == "APPROVED" and r.commit_id == pr.head_sha]
+        reviews = []
+        for r in latest_by_reviewer(gh.reviews(repo_name, pr_number)).values():
+            if r.state != "APPROVED":
+                continue
+            if r.commit_id != pr.head_sha:
+                click.echo(f"review {r.id} by {r.login} approved {r.commit_id[:12]}, not the "
+                           f"head {pr.head_sha[:12]}; nothing recorded")
+                continue
+            reviews.append(r)
     else:
         path = event_path or Path(os.environ.get("GITHUB_EVENT_PATH") or "")
         if not str(path):
