@@ -290,7 +290,7 @@ def test_a_url_written_as_text_is_a_url(tmp_path: Path) -> None:
 
 
 def test_mj_preview_text_is_the_preheader(tmp_path: Path) -> None:
-    a = analyze(tmp_path, "<mj-head><mj-preview>Hi {{ contact.first_name }}</mj-preview></mj-head>\n"
-                "{{ contact.age }}\n")
+    a = analyze(tmp_path, "<mj-head><mj-preview>Hi {{ contact.first_name }}</mj-preview>"
+                "</mj-head>\n{{ contact.age }}\n")
     assert [(u.field, u.part) for u in a.field_uses] == [
         ("first_name", "preheader"), ("age", "template")]
