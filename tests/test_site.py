@@ -11,6 +11,7 @@ import pytest
 from conftest import ROOT, run_campaign
 
 from toolkit.rules import RULES
+from toolkit.site import slug
 
 SCAFFOLD = ROOT / "toolkit" / "scaffold"
 
@@ -220,3 +221,18 @@ def test_inline_stylesheet_is_not_html_escaped(site: Path) -> None:
     style = index[index.index("<style>"): index.index("</style>")]
     assert 'font-family: "Segoe UI"' in style
     assert "&#34;" not in style and "&quot;" not in style
+
+
+def test_persona_names_cannot_escape_the_site(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    shutil.copytree(SCAFFOLD, root)
+    personas = root / "fixtures" / "personas.yaml"
+    personas.write_text(personas.read_text(encoding="utf-8").replace("alex:", '"../../x y":'),
+                        encoding="utf-8")
+    res = run_campaign("build", root=root)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert slug("../../x y") == "_.._x_y"
+    assert (root / "site" / "messages" / "appointment-reminder" / "_.._x_y.eml").is_file()
+    assert not (tmp_path / "x y.eml").exists()
+    page = (root / "site" / "campaigns" / "appointment-reminder.html").read_text(encoding="utf-8")
+    assert 'href="../messages/appointment-reminder/_.._x_y.eml"' in page

@@ -8,6 +8,7 @@ previews at a fixed moment) and built from personas only, never contact data.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 from dataclasses import dataclass
 from importlib import resources
@@ -38,11 +39,17 @@ class SiteResult:
         return [f for f in self.findings if f.severity is Severity.ERROR and not f.waived]
 
 
+def slug(name: str) -> str:
+    """A safe file name for a persona (its YAML key could hold "/" or "..")."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip(".") or "persona"
+
+
 def _env() -> Environment:
     env = Environment(loader=PackageLoader("toolkit.site", "templates"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                       keep_trailing_newline=True)
     env.filters["url"] = lambda s: quote(str(s), safe="")
+    env.filters["slug"] = slug
     # our own stylesheet, inlined: Markup, or autoescape would turn its quotes into entities
     env.globals["css"] = Markup(resources.files("toolkit.site").joinpath("templates/site.css")
                                 .read_text(encoding="utf-8"))
@@ -111,7 +118,7 @@ def build_site(repo: Repo, load_findings: list[Finding], out: Path,
         write(f"campaigns/{v.id}.html", "campaign.html.j2", v=v)
         for p in v.personas:
             if p.eml:
-                path = out / "messages" / v.id / f"{p.name}.eml"
+                path = out / "messages" / v.id / f"{slug(p.name)}.eml"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(p.eml)
     used = sorted({f.rule for f in findings})
