@@ -319,7 +319,10 @@ def approval_status(repo: Repo, campaign_id: str) -> ApprovalStatus:
     for rel, record in load_records(repo, campaign_id):
         role, problem = _check_record(repo, campaign_id, rel, record)
         if problem is None and record["digest"] != digest:
-            changes = "; ".join(changed_inputs(record, parts, details, campaign_id))
+            changes = "; ".join(
+                changed_inputs(record, parts, details, campaign_id)
+                or ["the content digest's format"]
+            )
             problem = (
                 f"{rel}: {role} approval by {record['approver']} "
                 f"at {record['approved_at']} is stale: "
