@@ -173,8 +173,8 @@ def analyze_campaign(repo: Repo, campaign: Campaign) -> CampaignAnalysis:
     if hit is not None and hit[0] is repo and hit[1] is campaign:
         return hit[2]
     analysis = _analyze_campaign(repo, campaign)
-    if len(_BY_CAMPAIGN) >= 4 * _CACHE_MAX:
-        _BY_CAMPAIGN.clear()
+    if _BY_CAMPAIGN and next(iter(_BY_CAMPAIGN.values()))[0] is not repo:
+        _BY_CAMPAIGN.clear()  # one repository at a time: do not keep old ones alive
     _BY_CAMPAIGN[id(campaign)] = (repo, campaign, analysis)
     return analysis
 
