@@ -44,7 +44,7 @@ def tags(html: str) -> list[tuple[str, dict[str, str | None]]]:
     return p.tags
 
 
-def example_renders() -> list[tuple[str, str, str]]:
+def example_renders() -> list[tuple[str, str, RenderedMessage]]:
     repo, _ = load_repo(ROOT)
     out = []
     for cid, camp in sorted(repo.campaigns.items()):
@@ -52,7 +52,7 @@ def example_renders() -> list[tuple[str, str, str]]:
 
         names, _ = choose_personas(repo, camp, preview_now(camp))
         for name in names:
-            out.append((cid, name, render_preview(repo, camp, name).html))
+            out.append((cid, name, render_preview(repo, camp, name)))
     return out
 
 
@@ -64,15 +64,21 @@ def test_every_example_campaign_renders() -> None:
     assert sorted({cid for cid, _, _ in EXAMPLES}) == sorted(repo.campaigns)
 
 
-@pytest.mark.parametrize(("cid", "persona", "html"), EXAMPLES,
+@pytest.mark.parametrize(("cid", "persona", "msg"), EXAMPLES,
                          ids=[f"{c}-{p}" for c, p, _ in EXAMPLES])
-def test_example_html_is_faithful(cid: str, persona: str, html: str) -> None:
-    for tag, attrs in tags(html):
+def test_example_html_is_faithful(cid: str, persona: str, msg: RenderedMessage) -> None:
+    found = tags(msg.html)
+    for tag, attrs in found:
         style = attrs.get("style") or ""
         assert "\\n" not in style, f"literal \\n in a style attribute of <{tag}>"
         if tag == "img":
             assert attrs.get("alt") is not None, "an image without alt"
-    assert "fonts.googleapis.com" not in html
+    assert "fonts.googleapis.com" not in msg.html
+    # where the template asks for inlined CSS, every element of those classes got a style
+    for css in re.findall(r'<mj-style[^>]*inline="inline"[^>]*>(.*?)</mj-style>', msg.mjml, re.S):
+        for cls in re.findall(r"\.([A-Za-z][\w-]*)\s*[{,]", css):
+            users = [a for _, a in found if cls in (a.get("class") or "").split()]
+            assert all(a.get("style") for a in users), f"class {cls} not inlined"
 
 
 @pytest.fixture
