@@ -191,6 +191,10 @@ def test_send_workflow_sends_one_campaign_at_a_time_with_state() -> None:
         "Save the state folder (encrypted) to the state branch",
     ]
     assert [n for n in names if n in order] == order
+    # options passed through environment variables are real too
+    send_step = next(s for s in send["steps"] if s.get("name") == "Send")
+    for option in re.findall(r"--[\w-]+", send_step["env"]["RETRY"]):
+        check_invocation(["send", option], "send.yml: Send (RETRY)")
     save = next(s for s in send["steps"] if s.get("name") == order[-1])
     assert save["if"] == "always() && steps.restore.outcome == 'success'"
 
@@ -253,6 +257,10 @@ def invocations() -> list[tuple[str, list[str]]]:
                         with_["command"].split() + with_.get("args", "").split(),
                     )
                 )
+    for script in sorted((ROOT / ".github" / "scripts").glob("*.sh")):
+        for tokens in _split_commands(script.read_text()):
+            if tokens[0] == "$campaign":  # the scripts call the toolkit through $CAMPAIGN_BIN
+                found.append((script.name, tokens[1:]))
     hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
     for hook in hooks:
         entry = shlex.split(hook["entry"])
@@ -359,71 +367,102 @@ def test_pre_commit_hook() -> None:
 # --- the state branch script, against a local git remote -----------------------------------------
 
 
+class GitRemote:
+    """A working tree with a local bare `origin`, and the toolkit as `campaign` on a wrapper."""
+
+    def __init__(self, tmp_path: Path, work: Path) -> None:
+        self.work = work
+        wrapper = tmp_path / "campaign"
+        wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} -m toolkit "$@"\n')
+        wrapper.chmod(0o755)
+        key = subprocess.run([sys.executable, "-m", "toolkit", "data", "keygen"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        self.env = {**os.environ, "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_AUTHOR_NAME": "t",
+                    "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",
+                    "GIT_COMMITTER_EMAIL": "t@example.org", "CAMPAIGN_BIN": str(wrapper),
+                    "CAMPAIGN_DATA_KEY": key, "AUDIT_KEY": ""}
+        origin = tmp_path / "origin.git"
+        work.mkdir(exist_ok=True)
+        self.run("git", "init", "-q", "--bare", str(origin))
+        self.run("git", "init", "-q")
+        self.run("git", "remote", "add", "origin", str(origin))
+        self.run("git", "add", "-A")
+        self.run("git", "commit", "-q", "--allow-empty", "-m", "init")
+        self.run("git", "push", "-q", "origin", "HEAD:main")
+
+    def run(self, *cmd: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(list(cmd), cwd=self.work, env={**self.env, **extra},
+                              capture_output=True, text=True, timeout=120)
+
+
+SCRIPTS = ROOT / ".github" / "scripts"
+
+
 def test_state_branch_round_trip(tmp_path: Path) -> None:
-    if shutil.which("git") is None:
-        pytest.skip("git is not installed")
-    script = ROOT / ".github" / "scripts" / "campaign-state.sh"
-    wrapper = tmp_path / "campaign"
-    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} -m toolkit "$@"\n')
-    wrapper.chmod(0o755)
-    key = subprocess.run(
-        [sys.executable, "-m", "toolkit", "data", "keygen"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    git = {
-        "GIT_CONFIG_GLOBAL": "/dev/null",
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.org",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.org",
-    }
-    env = {**os.environ, **git, "CAMPAIGN_BIN": str(wrapper), "CAMPAIGN_DATA_KEY": key}
-    origin, work = tmp_path / "origin.git", tmp_path / "work"
+    git = GitRemote(tmp_path, tmp_path / "work")
+    script = str(SCRIPTS / "campaign-state.sh")
+    work = git.work
 
-    def sh(*cmd: str, **extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            list(cmd),
-            cwd=work if work.exists() else tmp_path,
-            env={**env, **extra},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    sh("git", "init", "-q", "--bare", str(origin))
-    sh("git", "clone", "-q", str(origin), str(work))
-    sh("git", "commit", "-q", "--allow-empty", "-m", "init")
-    sh("git", "push", "-q", "origin", "HEAD:main")
-
-    r = sh("bash", str(script), "restore")
+    r = git.run("bash", script, "restore")
     assert r.returncode == 1
     assert "the state branch 'campaign-state' does not exist" in r.stdout
-    assert sh("bash", str(script), "restore", INITIALIZE_STATE="true").returncode == 0
+    assert git.run("bash", script, "restore", INITIALIZE_STATE="true").returncode == 0
 
     state = work / ".campaign"
     (state / "ci-sent").mkdir(parents=True)
     (state / "ci-sent" / "flu").write_text("sha256:abc\n")
     (state / "suppression.sqlite").write_bytes(b"pat.one@example.org")
-    r = sh("bash", str(script), "save", "first send")
+    r = git.run("bash", script, "save", "first send")
     assert r.returncode == 0, r.stderr
     # the digest marker is readable without the key; the rest is encrypted
-    assert sh("git", "show", "origin/campaign-state:ci-sent/flu").stdout == "sha256:abc\n"
-    blob = subprocess.run(
-        ["git", "show", "origin/campaign-state:state.tar.enc"],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        check=True,
-    ).stdout
+    assert git.run("git", "show", "origin/campaign-state:ci-sent/flu").stdout == "sha256:abc\n"
+    blob = subprocess.run(["git", "show", "origin/campaign-state:state.tar.enc"], cwd=work,
+                          env=git.env, capture_output=True, check=True).stdout
     assert len(blob) > 100 and b"example.org" not in blob
 
     shutil.rmtree(state)
-    r = sh("bash", str(script), "restore")
+    r = git.run("bash", script, "restore")
     assert r.returncode == 0, r.stderr
     assert (state / "suppression.sqlite").read_bytes() == b"pat.one@example.org"
     (state / "ci-sent" / "flu").write_text("sha256:def\n")
-    assert sh("bash", str(script), "save", "second send").returncode == 0
-    log = sh("git", "log", "--format=%s", "origin/campaign-state").stdout.split("\n")
+    assert git.run("bash", script, "save", "second send").returncode == 0
+    log = git.run("git", "log", "--format=%s", "origin/campaign-state").stdout.split("\n")
     assert log[:2] == ["second send", "first send"]
+
+
+def test_discover_picks_approved_campaigns_not_yet_sent(tmp_path: Path) -> None:
+    from approval_helpers import CAMPAIGN, edit, load, make_repo, new_key, set_approvers
+
+    from toolkit import keys
+    from toolkit.approvals import approve
+
+    root = make_repo(tmp_path / "work")
+    shutil.copytree(root / "campaigns" / CAMPAIGN, root / "campaigns" / "second-reminder")
+    key_file, line = new_key(tmp_path / "legal.key")
+    set_approvers(root, [{"name": "Privacy Officer", "role": "legal", "public_key": line}])
+    approve(load(root), CAMPAIGN, role="legal", key=keys.load_private_key(key_file))
+    git = GitRemote(tmp_path, root)
+    discover, state = str(SCRIPTS / "campaign-discover.sh"), str(SCRIPTS / "campaign-state.sh")
+
+    def picked(*args: str) -> list[str]:
+        r = git.run("bash", discover, *args)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    assert picked() == [CAMPAIGN]  # second-reminder is not approved
+    # after a send at this digest, nothing is left to send
+    (root / ".campaign" / "ci-sent").mkdir(parents=True)
+    digest = git.run(git.env["CAMPAIGN_BIN"], "digest", CAMPAIGN).stdout
+    (root / ".campaign" / "ci-sent" / CAMPAIGN).write_text(digest)
+    assert git.run("bash", state, "save", "sent").returncode == 0
+    assert picked() == []
+    assert picked(CAMPAIGN) == [CAMPAIGN]  # by hand: resume or retry
+    # new content, approved again: it is sent again (the ledger skips who already got it)
+    edit(root / "templates" / "appointment-reminder.mjml", "To change it", "To move it")
+    assert picked() == []  # stale approval: not sent
+    approve(load(root), CAMPAIGN, role="legal", key=keys.load_private_key(key_file))
+    assert picked() == [CAMPAIGN]
+
+    r = git.run("bash", discover, "second-reminder")
+    assert r.returncode == 1
+    assert "campaign 'second-reminder' is unknown or its approvals do not verify" in r.stderr
