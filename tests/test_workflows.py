@@ -367,6 +367,14 @@ def test_pre_commit_hook() -> None:
 # --- the state branch script, against a local git remote -----------------------------------------
 
 
+def need(*tools: str) -> None:
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"{', '.join(missing)} not installed (./run-tests installs them)")
+        pytest.skip(f"{', '.join(missing)} not installed")
+
+
 class GitRemote:
     """A working tree with a local bare `origin`, and the toolkit as `campaign` on a wrapper."""
 
@@ -399,6 +407,7 @@ SCRIPTS = ROOT / ".github" / "scripts"
 
 
 def test_state_branch_round_trip(tmp_path: Path) -> None:
+    need("git")
     git = GitRemote(tmp_path, tmp_path / "work")
     script = str(SCRIPTS / "campaign-state.sh")
     work = git.work
@@ -431,6 +440,7 @@ def test_state_branch_round_trip(tmp_path: Path) -> None:
 
 
 def test_discover_picks_approved_campaigns_not_yet_sent(tmp_path: Path) -> None:
+    need("git", "jq")
     from approval_helpers import CAMPAIGN, edit, load, make_repo, new_key, set_approvers
 
     from toolkit import keys
