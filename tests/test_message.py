@@ -61,7 +61,7 @@ def test_headers_and_parts(example: Repo) -> None:
         assert part["Content-Transfer-Encoding"] == "quoted-printable"
     body = text.get_content().replace("\r\n", "\n")
     assert body.startswith(
-        "https://valleyhealth.example.org/\n\nYour upcoming visit\nHello Alex,\n")
+        "https://valleyhealth.example.org/\n\nYour upcoming visit\n\nHello Alex,\n\n")
     assert "<!doctype html>" in html.get_content()
     assert msg["Message-ID"].endswith("@valleyhealth.example.org>")
 

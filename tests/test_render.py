@@ -301,3 +301,16 @@ def test_cli_render_reports_template_errors_with_line(repo_root: Path) -> None:
     assert res.stderr.startswith("Error: templates/appointment-reminder.mjml:5: "
                                  "'dict object' has no attribute 'nope'\n")
     assert "Traceback" not in res.stderr
+
+
+def test_text_part_has_paragraphs_and_keeps_content_tables(repo_root: Path) -> None:
+    write_template(repo_root, """\
+    <mj-section><mj-column>
+      <mj-text>First block.</mj-text>
+      <mj-text>Second block.</mj-text>
+      <mj-table><tr><td>Monday</td><td>9:00</td></tr><tr><td>Friday</td><td>14:00</td></tr></mj-table>
+    </mj-column></mj-section>
+""")
+    text = render(repo_root).text
+    assert "First block.\n\nSecond block.\n" in text
+    assert "Monday  9:00\nFriday  14:00" in text
