@@ -119,8 +119,8 @@ def test_api_errors_are_clear(api: FakeGitHub) -> None:
         GitHub("wrong-token", api_url=api.url).pull_request(REPO, 42)
     assert err.value.message == f"GitHub API GET /repos/{REPO}/pulls/42: 401 Bad credentials"
     with pytest.raises(GitHubError) as err:
-        GitHub(TOKEN, api_url=api.url).pull_request(REPO, 43)
-    assert err.value.message == f"GitHub API GET /repos/{REPO}/pulls/43: 404 Not Found"
+        GitHub(TOKEN, api_url=api.url).pull_request(REPO, 44)
+    assert err.value.message == f"GitHub API GET /repos/{REPO}/pulls/44: 404 Not Found"
 
 
 def test_unreachable_api_is_clear() -> None:
@@ -287,3 +287,18 @@ def test_trusted_approvers_file_decides_who_holds_a_role(setup: Setup, tmp_path:
                      root=root, env=env)
     assert r.returncode == 2
     assert "no.yaml: no such approvers file" in r.stderr
+
+
+def test_changes_requested_after_an_approval_withdraws_its_records(setup: Setup) -> None:
+    root, env = setup
+    r = run_campaign("approve-review", "--repo", REPO, "--pr", "42", "--commit", HEAD,
+                     root=root, env=env)
+    assert r.returncode == 0, r.stderr
+    assert approval_status(load(root), CAMPAIGN).valid
+    # on pull request 43 the same reviewer approved, then requested changes
+    r = run_campaign("approve-review", "--repo", REPO, "--pr", "43", "--commit", HEAD,
+                     root=root, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == ("dana-counsel's latest review is changes requested: removed "
+                        f"approvals/{CAMPAIGN}/legal-github-dana-counsel.json\n")
+    assert not approval_status(load(root), CAMPAIGN).valid

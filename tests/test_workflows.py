@@ -150,7 +150,7 @@ def test_pull_request_workflow_lints_builds_and_plans() -> None:
 
 def test_review_approval_runs_from_the_default_branch() -> None:
     review = load(WORKFLOWS / "review.yml")
-    assert review["on"] == {"pull_request_review": {"types": ["submitted"]}}
+    assert review["on"] == {"pull_request_review": {"types": ["submitted", "dismissed"]}}
     assert review["permissions"] == {}
     assert "secrets." not in (WORKFLOWS / "review.yml").read_text()
 

@@ -108,3 +108,20 @@ def record_review(repo: Repo, *, repo_name: str, pr: PullRequest, review: Review
                                  review=ref)
             out.append(Recorded(cid, entry.role, write_record(repo, record, ref), record["digest"]))
     return out
+
+
+def withdraw_review(repo: Repo, login: str) -> list[Path]:
+    """Remove the records made from this reviewer's reviews (their verdict is no longer
+    an approval: changes requested, or the review was dismissed)."""
+    import json
+
+    removed: list[Path] = []
+    for path in sorted((repo.root / "approvals").glob("*/*.json")):
+        try:
+            review = json.loads(path.read_text(encoding="utf-8")).get("review")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(review, dict) and str(review.get("reviewer", "")).lower() == login.lower():
+            path.unlink()
+            removed.append(path)
+    return removed

@@ -47,7 +47,13 @@ def approve_review(app: App, campaign_ids: tuple[str, ...], event_path: Path | N
     """
     from toolkit.audit import audit_event
     from toolkit.github import GitHub, latest_by_reviewer, read_event
-    from toolkit.review_approval import ci_key, record_review, reviewer_entries, with_approvers
+    from toolkit.review_approval import (
+        ci_key,
+        record_review,
+        reviewer_entries,
+        with_approvers,
+        withdraw_review,
+    )
 
     repo, _ = app.load()
     if approvers_file is not None:
@@ -61,6 +67,9 @@ def approve_review(app: App, campaign_ids: tuple[str, ...], event_path: Path | N
         reviews = []
         for r in latest_by_reviewer(gh.reviews(repo_name, pr_number)).values():
             if r.state != "APPROVED":
+                for path in withdraw_review(repo, r.login):
+                    click.echo(f"{r.login}'s latest review is {r.state.lower().replace('_', ' ')}: "
+                               f"removed {path.relative_to(repo.root).as_posix()}")
                 continue
             if r.commit_id != pr.head_sha:
                 click.echo(f"review {r.id} by {r.login} approved {r.commit_id[:12]}, not the "
