@@ -99,9 +99,10 @@ def test_fast_path_agrees_on_random_addresses() -> None:
 
 
 def test_seen_set() -> None:
-    s = SeenSet(capacity=4)  # grows many times
+    s = SeenSet(slots_per_shard=2)  # grows many times
     rnd = random.Random(2)
-    values = [rnd.getrandbits(64) for _ in range(5000)] + [0, 5, 5 + 8, 5 + 16]  # 0 and collisions
+    values = [rnd.getrandbits(64) for _ in range(5000)]
+    values += [0, 2**64 - 1, 2**58, 2**58 + 1, 2**58 + 2**10]
     for v in values:
         assert v not in s
         s.add(v)
@@ -110,6 +111,8 @@ def test_seen_set() -> None:
     assert all(v in s for v in values)
     assert len(s) == len(values)
     assert 12345 not in s
+    with pytest.raises(ValueError):
+        s.add(-1)
 
 
 D = dt.date(2026, 6, 15)

@@ -39,7 +39,7 @@ def _date(v: Any) -> dt.date:
             d = _date_from(v)
         except ValueError:
             raise Bad("expected an ISO-8601 date (YYYY-MM-DD)") from None
-        if len(_DATES) >= 16384:
+        if len(_DATES) >= 4096:
             _DATES.clear()
         _DATES[v] = d
         return d
