@@ -316,3 +316,10 @@ def test_cli_verify_all_as_json(root: Path, legal: Key) -> None:
     assert "segment segments/upcoming-appointments.yaml changed" in result["reasons"][1]
     r = run_campaign("verify", root=root)
     assert r.returncode == 2 and "name the campaigns to verify, or pass --all" in r.stderr
+
+
+def test_passing_the_public_key_file_is_explained(tmp_path: Path, root: Path, legal: Key) -> None:
+    r = run_campaign("approve", CAMPAIGN, "--role", "legal", "--key", f"{legal[0]}.pub", root=root)
+    assert r.returncode == 2
+    assert (f"Error: {legal[0]}.pub: this is a public key; pass the private key file "
+            "(without .pub)") in r.stderr

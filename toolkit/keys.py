@@ -66,6 +66,8 @@ def verify(line: str, signature: bytes, message: bytes) -> bool:
 def private_key_from_text(text: str) -> Ed25519PrivateKey:
     """A private key from PEM text, or from base64 of the raw 32-byte seed (handy in CI secrets)."""
     text = text.strip()
+    if text.startswith(PREFIX):
+        raise KeyFormatError("this is a public key; pass the private key file (without .pub)")
     if text.startswith("-----BEGIN"):
         try:
             key = serialization.load_pem_private_key(text.encode("ascii"), password=None)
