@@ -313,7 +313,8 @@ def _action_run_script() -> str:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        ("--format json --all", ["verify", "--format", "json", "--all"]),
+        ("", ["verify"]),
+    ("--format json --all", ["verify", "--format", "json", "--all"]),
         ("--all\n--format\njson\n", ["verify", "--all", "--format", "json"]),
         ("--root 'a b'; rm -rf /", ["verify", "--root", "'a", "b';", "rm", "-rf", "/"]),
     ],
