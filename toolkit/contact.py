@@ -206,7 +206,7 @@ class Normalizer:
         self.plain.update(_RESERVED_PLAIN)
         self.plain["id"] = (str,)
         self.convert.update(_RESERVED)
-        self._shapes: dict[tuple[tuple[Any, ...], tuple[type, ...]], Any] = {}
+        self._shapes: dict[tuple[Any, ...], Any] = {}
 
     def _shape_work(self, record: dict[str, Any]) -> tuple[tuple[str, Convert], ...] | Problem:
         todo = []
@@ -229,7 +229,7 @@ class Normalizer:
             for key, v in record.items():
                 if v == "" and type(v) is str:
                     record[key] = None
-        shape = (tuple(record), tuple(map(type, values)))
+        shape = (*record, *map(type, values))  # keys then value types: one flat tuple
         work = self._shapes.get(shape)
         if work is None:
             if len(self._shapes) >= self._MAX_SHAPES:

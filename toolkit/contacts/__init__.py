@@ -14,7 +14,6 @@ one comes back with `record=None` and a problem that names keys, never values.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
@@ -82,13 +81,8 @@ def open_source(spec: str, fields: Mapping[str, FieldSpec]) -> Iterator[SourceRe
         f.close()
         raise
     if kind == "jsonl":
-        return _closing(f, read_jsonl(f, norm))
-    return _closing(f, read_csv(f, norm, types, where))
-
-
-def _closing(f: object, it: Iterator[SourceRecord]) -> Iterator[SourceRecord]:
-    with contextlib.closing(f):  # type: ignore[type-var]
-        yield from it
+        return read_jsonl(f, norm)  # the readers close f when done
+    return read_csv(f, norm, types, where)
 
 
 def _sqlite(

@@ -31,38 +31,43 @@ def _problem(p: tuple[str, str]) -> str:
 
 
 def read_jsonl(f: BinaryIO, norm: Normalizer) -> Iterator[SourceRecord]:
+    """Records of a JSON-lines stream; closes `f` at the end (or when the caller stops)."""
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
     first_problem = norm.first_problem
     new = tuple.__new__  # SourceRecord(...) without the Python-level __new__: hot loop
     line = 0
-    for raw in f:
-        line += 1
-        try:
-            rec = loads(raw)
-        except decode_error:
-            if line == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark
-                raw = raw[3:]
-                try:
-                    rec = loads(raw)
-                except decode_error:
+    try:
+        for raw in f:
+            line += 1
+            try:
+                rec = loads(raw)
+            except decode_error:
+                if line == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark
+                    raw = raw[3:]
+                    try:
+                        rec = loads(raw)
+                    except decode_error:
+                        rec = None
+                else:
                     rec = None
-            else:
-                rec = None
-            if rec is None:
-                if not raw.strip():
-                    continue  # blank lines are not records
-                yield SourceRecord(line, None, "not valid JSON (one UTF-8 JSON object a line)")
+                if rec is None:
+                    if not raw.strip():
+                        continue  # blank lines are not records
+                    yield SourceRecord(line, None, "not valid JSON (one UTF-8 JSON object a line)")
+                    continue
+            if type(rec) is not dict:
+                yield SourceRecord(line, None, "not a JSON object")
                 continue
-        if type(rec) is not dict:
-            yield SourceRecord(line, None, "not a JSON object")
-            continue
-        # `""` in the raw line is the only way a value can be an empty string
-        p = first_problem(rec, b'""' in raw)
-        if p is None:
-            yield new(SourceRecord, (line, rec, None))
-        else:
-            yield SourceRecord(line, None, _problem(p))
+            # `""` in the raw line is the only way a value can be an empty string
+            p = first_problem(rec, b'""' in raw)
+            if p is None:
+                yield new(SourceRecord, (line, rec, None))
+            else:
+                yield SourceRecord(line, None, _problem(p))
+
+    finally:
+        f.close()
 
 
 def _check_columns(where: str, columns: list[str], types: dict[str, str]) -> None:
@@ -110,6 +115,15 @@ def read_csv(
     f: BinaryIO, norm: Normalizer, types: dict[str, str], where: str
 ) -> Iterator[SourceRecord]:
     text = io.TextIOWrapper(f, encoding="utf-8-sig", newline="")
+    try:
+        yield from _csv_rows(text, norm, types, where)
+    finally:
+        text.close()
+
+
+def _csv_rows(
+    text: io.TextIOWrapper, norm: Normalizer, types: dict[str, str], where: str
+) -> Iterator[SourceRecord]:
     reader = csv.reader(text, strict=True)
     try:
         columns = next(reader)
