@@ -107,12 +107,13 @@ def test_workflows_default_to_least_privilege() -> None:
             {"contents": "read"},
             {"contents": "write"},
             {"contents": "write", "pull-requests": "read"},
+            {"contents": "read", "pull-requests": "write"},
         ), path.name
         for name, job in data["jobs"].items():
             assert "timeout-minutes" in job, f"{path.name}: job {name} has no timeout"
 
 
-def test_pull_request_workflow_lints_builds_and_plans() -> None:
+def test_pull_request_workflow_lints_and_builds_without_secrets() -> None:
     wf = load(WORKFLOWS / "pull-request.yml")
     assert list(wf["on"]) == ["pull_request"]
     lint = wf["jobs"]["lint"]
@@ -138,14 +139,24 @@ def test_pull_request_workflow_lints_builds_and_plans() -> None:
     )
     assert artifact["with"]["path"] == "site/"
 
-    plan = wf["jobs"]["plan"]
-    assert plan["env"]["CAMPAIGN_CONTACTS"] == "${{ secrets.CAMPAIGN_CONTACTS }}"
-    assert plan["permissions"]["pull-requests"] == "write"
-    scripts = "\n".join(s.get("run", "") for s in plan["steps"])
+    assert set(wf["jobs"]) == {"lint", "build"}
+    assert "secrets." not in (WORKFLOWS / "pull-request.yml").read_text()
+
+
+def test_plan_runs_from_the_default_branch_and_comments_counts() -> None:
+    wf = load(WORKFLOWS / "plan.yml")
+    assert wf["on"] == {"workflow_run": {"workflows": ["pull request"], "types": ["completed"]}}
+    job = wf["jobs"]["plan"]
+    assert "head_repository.full_name == github.repository" in job["if"]
+    assert job["environment"] == "plan"
+    assert job["env"]["CAMPAIGN_CONTACTS"] == "${{ secrets.CAMPAIGN_CONTACTS }}"
+    assert any(s.get("uses") == "./trusted" for s in job["steps"])
+    scripts = "\n".join(s.get("run", "") for s in job["steps"])
     assert "--format markdown" in scripts and "gh pr comment" in scripts
+    assert "campaign-state.sh restore" in scripts and "campaign-state.sh save" not in scripts
     # every step that touches contacts is skipped when no contact source is configured
-    for s in plan["steps"][1:]:
-        assert s["if"] == "env.CAMPAIGN_CONTACTS != ''"
+    for step in job["steps"][1:]:
+        assert step["if"] == "env.CAMPAIGN_CONTACTS != ''"
 
 
 def test_review_approval_runs_from_the_default_branch() -> None:
