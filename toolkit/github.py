@@ -23,6 +23,7 @@ from typing import Any
 import click
 
 DEFAULT_API = "https://api.github.com"
+MAX_PAGES = 100  # 10,000 items: far more reviews than any pull request has
 _NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
 
 
@@ -156,7 +157,11 @@ class GitHub:
     def _pages(self, path: str) -> Iterator[Any]:
         sep = "&" if "?" in path else "?"
         url: str | None = f"{path}{sep}per_page=100"
+        seen: set[str] = set()
         while url:
+            if url in seen or len(seen) >= MAX_PAGES:
+                raise GitHubError(f"GitHub API GET {path}: pagination does not end")
+            seen.add(url)
             data, link = self._get(url)
             if not isinstance(data, list):
                 raise GitHubError(f"GitHub API GET {path}: expected a list")
