@@ -142,7 +142,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--recipients", type=int, default=20_000)
     ap.add_argument("--connections", default="1,4,16")
-    ap.add_argument("--paragraphs", type=int, default=24)
+    ap.add_argument("--paragraphs", type=int, default=16)
     ap.add_argument("--naive", type=int, default=1_000, help="messages for the naive baseline")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="send-bench-"))

@@ -5,6 +5,7 @@ fallback), verified, then AUTH; then many messages over it.
 from __future__ import annotations
 
 import contextlib
+import re
 import ssl
 from dataclasses import dataclass, field
 
@@ -44,6 +45,9 @@ class Reply:
         return 400 <= self.code < 500
 
 
+_LINE_ENDS = re.compile(rb"\r\n|\r|\n")
+
+
 class ConnectionLost(RelayError):
     """The connection dropped or timed out; whether the last message arrived is unknown
     only when the drop came after its data was sent (`after_data`)."""
@@ -56,6 +60,19 @@ class ConnectionLost(RelayError):
 
 class ConnectFailed(RelayError):
     """A transient failure to open a connection (refused, timeout, greeting refused)."""
+
+
+def dot_stuff(message: bytes) -> bytes:
+    """The DATA payload of a message: CRLF line ends, a leading dot doubled on every
+    line (RFC 5321 4.5.2), and the terminating dot line."""
+    if b"\n" in message.replace(b"\r\n", b"") or b"\r" in message.replace(b"\r\n", b""):
+        message = _LINE_ENDS.sub(b"\r\n", message)
+    if not message.endswith(b"\r\n"):
+        message += b"\r\n"
+    stuffed = message.replace(b"\r\n.", b"\r\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    return stuffed + b".\r\n"
 
 
 def _verification_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
@@ -132,31 +149,48 @@ class RelayConnection:
             raise RelayAuthError(f"relay {s.host}:{s.port} refused the credentials ({exc.code})",
                                  host=s.host, port=s.port, code=exc.code) from None
 
-    async def deliver(self, sender: str, recipient: str, data: bytes) -> Reply:
-        """One message: MAIL, RCPT, DATA. A refusal is a Reply; a drop is ConnectionLost."""
+    async def deliver(self, sender: str, recipient: str, data: bytes, *,
+                      stuffed: bool = False) -> Reply:
+        """One message: MAIL, RCPT, DATA. A refusal is a Reply; a drop is ConnectionLost.
+
+        `stuffed` data is already the DATA payload (see `dot_stuff`), so that the
+        sending process does not pay for line-end and dot handling: workers do it."""
         smtp = self._smtp
         assert smtp is not None, "open() first"
+        payload = data if stuffed else dot_stuff(data)
         in_data = False
         try:
-            await smtp.mail(sender)
-            await smtp.rcpt(recipient)
+            for command, ok in ((b"MAIL FROM:<" + sender.encode("utf-8") + b">", (250,)),
+                                (b"RCPT TO:<" + recipient.encode("utf-8") + b">", (250, 251)),
+                                (b"DATA", (354,))):
+                response = await smtp.execute_command(command)
+                if response.code not in ok:
+                    await self._reset(response.code)
+                    return Reply(response.code, response.message)
             in_data = True
-            response = await smtp.data(data)
-        except aiosmtplib.SMTPResponseException as exc:
-            if exc.code == 421:  # the server is closing this connection
-                self.close()
-            else:
-                try:
-                    await smtp.rset()
-                except (aiosmtplib.SMTPException, OSError):
-                    self.close()
-            return Reply(exc.code, exc.message)
+            assert smtp.protocol is not None
+            # no await between the write and the read: the reply cannot slip past us
+            smtp.protocol.write(payload)
+            response = await smtp.protocol.read_response(timeout=self.settings.timeout)
         except (aiosmtplib.SMTPException, OSError) as exc:
             self.close()
             raise ConnectionLost(f"connection lost ({type(exc).__name__})",
                                  after_data=in_data) from None
-        self.messages += 1
+        if response.code == 421:
+            self.close()
+        elif 200 <= response.code < 300:
+            self.messages += 1
         return Reply(response.code, response.message)
+
+    async def _reset(self, code: int) -> None:
+        if code == 421:  # the server is closing this connection
+            self.close()
+            return
+        try:
+            assert self._smtp is not None
+            await self._smtp.rset()
+        except (aiosmtplib.SMTPException, OSError):
+            self.close()
 
     def close(self) -> None:
         if self._smtp is not None:

@@ -85,7 +85,8 @@ class RelayPool:
         await conn.open()  # setup errors (TLS, AUTH) propagate: retrying cannot fix them
         self.connections_opened += 1
 
-    async def send(self, *, sender: str, recipient: str, data: bytes) -> Outcome:
+    async def send(self, *, sender: str, recipient: str, data: bytes,
+                   stuffed: bool = False) -> Outcome:
         attempt = 0
         while True:
             attempt += 1
@@ -103,9 +104,9 @@ class RelayPool:
                                                         attempts=attempt) from None
                         reply = None
                     else:
-                        reply = await conn.deliver(sender, recipient, data)
+                        reply = await conn.deliver(sender, recipient, data, stuffed=stuffed)
                 else:
-                    reply = await conn.deliver(sender, recipient, data)
+                    reply = await conn.deliver(sender, recipient, data, stuffed=stuffed)
             except ConnectionLost as exc:
                 if attempt >= self.retry.max_attempts:
                     status = "unconfirmed" if exc.after_data else "failed"

@@ -17,6 +17,7 @@ from typing import Any
 from toolkit.errors import UserError
 from toolkit.loader import load_repo
 from toolkit.pseudonym import pseudonym
+from toolkit.relay.connection import dot_stuff
 from toolkit.render import RenderError, render_campaign
 from toolkit.secrets import secret
 from toolkit.send.dkim import DkimSigner
@@ -43,6 +44,7 @@ class PrepareSpec:
     campaign: str
     digest: str
     now: dt.datetime
+    wire: bool = False  # data as the DATA payload (dot-stuffed), for the relay; else the message
 
 
 def dkim_signer(repo: Any) -> DkimSigner | None:
@@ -75,6 +77,7 @@ class Preparer:
         self.signer = dkim_signer(repo)
         self.encryption = self.campaign.delivery.encryption
         self.url = cfg.unsubscribe.url
+        self.wire = spec.wire
 
     def prepare(self, contact: dict[str, Any]) -> Prepared:
         address = str(contact["email"])
@@ -106,7 +109,7 @@ class Preparer:
             return Prepared(pseudo, address, None, problem="no usable S/MIME certificate")
         if self.signer is not None:
             data = self.signer.sign(data, now=int(self.now.timestamp()))
-        return Prepared(pseudo, address, data, encrypted)
+        return Prepared(pseudo, address, dot_stuff(data) if self.wire else data, encrypted)
 
 
 # --- worker processes: one Preparer each, made once ----------------------------------------

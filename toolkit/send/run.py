@@ -256,7 +256,7 @@ async def _run(ctx: _Ctx, ledger: Ledger | None, settings: RelaySettings | None,
     loop = asyncio.get_running_loop()
     opts = ctx.options
     workers = _workers(opts, ctx.report.planned.recipients)
-    spec = PrepareSpec(ctx.repo.root, ctx.campaign.id, ctx.digest, ctx.now)
+    spec = PrepareSpec(ctx.repo.root, ctx.campaign.id, ctx.digest, ctx.now, wire=ledger is not None)
     if workers > 0:
         # spawn: workers inherit neither the send lock nor the ledger, and die with us
         ctx.executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
@@ -322,7 +322,8 @@ async def _deliver(ctx: _Ctx, settings: RelaySettings, relay_cfg: Any) -> None:
                 continue
             await writer.submit([Change(cid, p.pseudonym, "sending", digest)])
             try:
-                outcome = await pool.send(sender=envelope_from, recipient=p.address, data=p.data)
+                outcome = await pool.send(sender=envelope_from, recipient=p.address, data=p.data,
+                                          stuffed=True)
             except RelayUnavailableError as exc:
                 # never connected for this one: not delivered, sent again on resume
                 await writer.submit([Change(cid, p.pseudonym, "failed", digest, None,
