@@ -209,11 +209,10 @@ def _compiled(repo: Repo, campaign: Campaign) -> _Compiled:
                           exc.lineno or 1) from None
     except TemplateError as exc:
         raise _template_error(exc, template.file) from None
-    senv = make_string_env()
     strings = {}
     for key in ("subject", "preheader"):
         try:
-            strings[key] = senv.from_string(getattr(campaign, key))
+            strings[key] = _string_template(getattr(campaign, key))
         except TemplateSyntaxError as exc:
             raise RenderError(f"{key}: template syntax: {exc.message}", campaign.file,
                               campaign.pos(key).line) from None
@@ -222,6 +221,15 @@ def _compiled(repo: Repo, campaign: Campaign) -> _Compiled:
     got = _Compiled(main, strings["subject"], strings["preheader"], fonts)
     per_repo[campaign.id] = got
     return got
+
+
+@lru_cache(maxsize=1024)
+def _string_template(source: str) -> Template:
+    """Subjects and preheaders, compiled once per distinct text (campaigns often share them)."""
+    return _STRING_ENV.from_string(source)
+
+
+_STRING_ENV = make_string_env()
 
 
 def _template_error(exc: BaseException, default_file: str) -> RenderError:
