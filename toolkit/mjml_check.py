@@ -327,10 +327,15 @@ def _check(repo: Repo, campaign: Campaign) -> list[Finding]:
             plain = render_mjml(repo, campaign, ctx)
         except Exception:  # cannot render: the analysis and lint report why
             continue
-        if not validate(plain, ["?"]):
+        template = repo.template_for(campaign)
+        problems = validate(plain, [template.file if template else campaign.file])
+        if not problems:
             return []  # the common case: no second, traced render needed
-        traced, files = traced_render(repo, campaign, ctx)
-        problems = validate(traced, files)
+        try:
+            traced, files = traced_render(repo, campaign, ctx)
+            problems = validate(traced, files)
+        except Exception:  # keep the untraced positions rather than lose the findings
+            pass
         seen: set[tuple[Pos, str]] = set()
         out = []
         for pos, message in problems:
