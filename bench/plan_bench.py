@@ -42,8 +42,10 @@ def make(path: Path, count: int) -> None:
             f.write(line + "\n")
 
 
-def run_plan(campaign: str, source: Path, extra_env: dict[str, str]) -> tuple[dict, float, float]:
-    """(plan JSON, wall seconds, peak RSS in MB) of one CLI run."""
+def run_plan(
+    campaign: str, source: Path, extra_env: dict[str, str]
+) -> tuple[dict, float, float, float]:
+    """(plan JSON, wall seconds, CPU seconds, peak RSS in MB) of one CLI run."""
     cmd = [
         sys.executable,
         "-m",
@@ -68,7 +70,7 @@ def run_plan(campaign: str, source: Path, extra_env: dict[str, str]) -> tuple[di
     wall = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"plan failed with exit {os.waitstatus_to_exitcode(status)}")
-    return json.loads(out), wall, usage.ru_maxrss / 1024
+    return json.loads(out), wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def main() -> int:
@@ -89,13 +91,13 @@ def main() -> int:
             for _ in range(args.repeat):
                 got = run_plan(args.campaign, src, env)
                 best = got if best is None or got[1] < best[1] else best
-            plan, wall, rss = best  # type: ignore[misc]
-            rate = plan["contacts_read"] / wall
-            rows.append((count, plan["matched"], plan["recipients"], wall, rate, rss))
+            plan, wall, cpu, rss = best  # type: ignore[misc]
+            n = plan["contacts_read"]
+            rows.append((count, plan["matched"], plan["recipients"], wall, cpu, rss))
             print(
                 f"{count:>9} contacts (generated in {gen_s:.1f}s): matched {plan['matched']}, "
-                f"recipients {plan['recipients']}, {wall:.2f}s, {rate:,.0f} contacts/s, "
-                f"peak RSS {rss:.1f} MB",
+                f"recipients {plan['recipients']}, wall {wall:.2f}s ({n / wall:,.0f}/s), "
+                f"CPU {cpu:.2f}s ({n / cpu:,.0f}/s), peak RSS {rss:.1f} MB",
                 flush=True,
             )
         if len(rows) > 1:
