@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import re
 from array import array
-from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
-from email_validator.rfc_constants import DOT_ATOM_TEXT
+from email_validator.rfc_constants import ATEXT
 
-_HOST = re.compile(r"[A-Za-z0-9.-]+\Z")
 _MAX = 254  # email-validator's EMAIL_MAX_LENGTH, in UTF-8 bytes
 
 
@@ -34,22 +32,35 @@ def full_check(address: str) -> bool:
     return True
 
 
-@lru_cache(maxsize=4096)  # bounded: domains repeat; per-address results are never cached
-def _domain(domain: str) -> tuple[int, int] | None:
-    """(normalized length, ASCII length) of a domain email-validator accepts, else None."""
+# A plain address: a dot-atom local part (email-validator's own character set) at an
+# ASCII host name. One match splits it; anything else goes to email-validator whole.
+_PLAIN = re.compile(f"([{ATEXT}]+(?:\\.[{ATEXT}]+)*)@([A-Za-z0-9.-]+)\\Z")
+_DOMAINS: dict[str, int | None] = {}  # bounded below: domains repeat, addresses are never kept
+_UNSEEN = -1
+
+
+def _domain(domain: str) -> int | None:
+    """The longer of a domain's normalized and ASCII lengths if email-validator accepts it."""
     try:
         v = validate_email("a@" + domain, check_deliverability=False)
+        longest: int | None = max(len(v.domain.encode("utf-8")), len(v.ascii_domain))
     except EmailNotValidError:
-        return None
-    return len(v.domain.encode("utf-8")), len(v.ascii_domain)
+        longest = None
+    if len(_DOMAINS) >= 4096:
+        _DOMAINS.clear()
+    _DOMAINS[domain] = longest
+    return longest
 
 
 def is_valid_address(address: str) -> bool:
     """email-validator's verdict (no DNS), with a fast path for plain addresses."""
-    local, at, domain = address.partition("@")
-    if at and len(address) <= _MAX and DOT_ATOM_TEXT.match(local) and _HOST.match(domain):
-        lengths = _domain(domain)
-        if lengths is not None and len(local) + 1 + max(lengths) <= _MAX:
+    m = _PLAIN.match(address)
+    if m is not None and len(address) <= _MAX:
+        domain = m.group(2)
+        longest = _DOMAINS.get(domain, _UNSEEN)
+        if longest == _UNSEEN:
+            longest = _domain(domain)
+        if longest is not None and m.end(1) + 1 + longest <= _MAX:
             return True
     return full_check(address)
 

@@ -42,20 +42,19 @@ def authorization_reason(auths: Any, scope: str, day: dt.date) -> str | None:
     in force: no-authorization if none is held, else authorization-expired if any held
     one has expired, else authorization-revoked.
     """
-    held = [
-        a
-        for a in auths or ()
-        if a["scope"] == scope and (a["granted_on"] is None or a["granted_on"] <= day)
-    ]
-    if not held:
-        return "no-authorization"
-    expired = False
-    for a in held:
-        is_expired = a["expires_on"] is not None and a["expires_on"] <= day
-        is_revoked = a["revoked_on"] is not None and a["revoked_on"] <= day
-        if not is_expired and not is_revoked:
+    held = expired = False
+    for a in auths or ():
+        granted = a["granted_on"]
+        if a["scope"] != scope or (granted is not None and granted > day):
+            continue
+        held = True
+        expires, revoked = a["expires_on"], a["revoked_on"]
+        is_expired = expires is not None and expires <= day
+        if not is_expired and (revoked is None or revoked > day):
             return None
         expired = expired or is_expired
+    if not held:
+        return "no-authorization"
     return "authorization-expired" if expired else "authorization-revoked"
 
 
