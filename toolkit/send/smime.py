@@ -1,5 +1,5 @@
 """S/MIME encryption to one recipient: cryptography's PKCS7 envelope (AES-256-CBC
-content key, RSA key transport), base64 in an application/pkcs7-mime body.
+content encryption, RSA key transport), base64 in an application/pkcs7-mime body.
 
 The outer headers stay readable (the relay needs them); the inner MIME entity,
 text and HTML, is what gets encrypted.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 
 from cryptography import x509
+from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 
 
@@ -26,8 +27,10 @@ def load_certificate(pem: str | bytes) -> x509.Certificate:
 
 def envelope(inner_entity: bytes, certificate: x509.Certificate) -> tuple[bytes, bytes]:
     """(headers, body) replacing the entity's own Content-Type: an enveloped-data part."""
-    der = (pkcs7.PKCS7EnvelopeBuilder().set_data(inner_entity).add_recipient(certificate)
-           .encrypt(Encoding.DER, []))
+    builder = pkcs7.PKCS7EnvelopeBuilder().set_data(inner_entity).add_recipient(certificate)
+    if hasattr(builder, "set_content_encryption_algorithm"):  # cryptography >= 45
+        builder = builder.set_content_encryption_algorithm(algorithms.AES256)
+    der = builder.encrypt(Encoding.DER, [])
     b64 = base64.encodebytes(der).replace(b"\n", b"\r\n")
     headers = (b'Content-Type: application/pkcs7-mime; smime-type=enveloped-data; '
                b'name="smime.p7m"\r\n'
