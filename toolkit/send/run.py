@@ -15,6 +15,7 @@ import datetime as dt
 import multiprocessing
 import os
 import re
+import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -165,7 +166,12 @@ def _send(repo: Repo, campaign: Campaign, gate: Any, source: str, now: dt.dateti
                  approvals=[f"{role}: {who}" for role, who, _ in gate.approvals.approvals])
     ctx = _Ctx(repo, campaign, gate.digest, source, now, options, audit, gates, report)
     try:
-        asyncio.run(_run(ctx, ledger, settings, relay_cfg))
+        if planned.recipients:  # nothing to send: no reason to contact the relay
+            asyncio.run(_run(ctx, ledger, settings, relay_cfg))
+    except sqlite3.Error as exc:
+        report.stopped = f"the ledger cannot be written ({type(exc).__name__}: {exc})"
+        raise CheckFailed(f"{campaign.id}: {report.stopped}; the send stopped; fix the state "
+                          f"folder, then run send again to resume") from None
     except RelaySetupError as exc:
         report.stopped = exc.message
         audit.append("refusal", campaign=campaign.id, digest=gate.digest, reasons=[exc.message])
