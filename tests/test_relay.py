@@ -153,3 +153,22 @@ def test_rate_per_second_is_respected(tmp_path: Path) -> None:
         elapsed = time.monotonic() - start
     assert all(o.status == "sent" for o in outcomes)
     assert elapsed >= 0.14  # a burst of 5 tokens, then 50/s: 7 more messages take 140 ms
+
+
+def test_unreachable_relay_is_unavailable_after_the_retries(tmp_path: Path) -> None:
+    import socket
+
+    from toolkit.relay import RelayUnavailableError
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ca = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(ca))
+    dead = RelaySettings(host="127.0.0.1", port=port, tls="starttls",
+                         tls_context=relay_tls_context(ca_file=ca), timeout=5)
+    with pytest.raises(RelayUnavailableError) as err:
+        send_all(dead, ["a@example.org"])
+    assert err.value.attempts == FAST.max_attempts
+    assert str(err.value) == (f"relay 127.0.0.1:{port}: cannot connect (SMTPConnectError); "
+                              "gave up after 3 attempts")

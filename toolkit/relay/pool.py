@@ -74,12 +74,25 @@ class RelayPool:
         self.connections_opened = 0
 
     async def __aenter__(self) -> RelayPool:
-        await self._open(self._all[0], attempt=1)
-        return self
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self._open(self._all[0], attempt=attempt)
+                return self
+            except ConnectFailed as exc:
+                if attempt >= self.retry.max_attempts:
+                    raise self._unavailable(exc, attempt) from None
+            await asyncio.sleep(self.retry.delay(attempt))
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         await asyncio.gather(*(c.quit() for c in self._all), return_exceptions=True)
+
+    def _unavailable(self, exc: ConnectFailed, attempt: int) -> RelayUnavailableError:
+        s = self.settings
+        return RelayUnavailableError(f"{exc}; gave up after {attempt} attempts", host=s.host,
+                                     port=s.port, attempts=attempt)
 
     async def _open(self, conn: RelayConnection, *, attempt: int) -> None:
         await conn.open()  # setup errors (TLS, AUTH) propagate: retrying cannot fix them
@@ -98,10 +111,7 @@ class RelayPool:
                         await self._open(conn, attempt=attempt)
                     except ConnectFailed as exc:
                         if attempt >= self.retry.max_attempts:
-                            s = self.settings
-                            raise RelayUnavailableError(f"{exc}; gave up after {attempt} attempts",
-                                                        host=s.host, port=s.port,
-                                                        attempts=attempt) from None
+                            raise self._unavailable(exc, attempt) from None
                         reply = None
                     else:
                         reply = await conn.deliver(sender, recipient, data, stuffed=stuffed)

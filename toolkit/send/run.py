@@ -224,18 +224,24 @@ async def _prepared(ctx: _Ctx) -> AsyncIterator[Prepared]:
 
     async def feed() -> None:
         batch: list[dict[str, Any]] = []
-        for decision in iter_decisions(ctx.repo, ctx.campaign.id, ctx.source, at=ctx.now,
-                                       config=ctx.gates):
-            if decision.reason is not None or decision.record is None:
-                continue
-            batch.append(decision.record)
-            if len(batch) >= BATCH:
+        try:
+            for decision in iter_decisions(ctx.repo, ctx.campaign.id, ctx.source, at=ctx.now,
+                                           config=ctx.gates):
+                if decision.reason is not None or decision.record is None:
+                    continue
+                batch.append(decision.record)
+                if len(batch) >= BATCH:
+                    await _pending(ctx, batch)
+                    await inflight.put(submit(batch))
+                    batch = []
+            if batch:
                 await _pending(ctx, batch)
                 await inflight.put(submit(batch))
-                batch = []
-        if batch:
-            await _pending(ctx, batch)
-            await inflight.put(submit(batch))
+        except Exception as exc:  # hand it to the consumer, which would otherwise wait forever
+            failed: asyncio.Future[list[Prepared]] = loop.create_future()
+            failed.set_exception(exc)
+            await inflight.put(failed)
+            return
         await inflight.put(None)
 
     feeder = asyncio.create_task(feed())
