@@ -142,6 +142,10 @@ def gate_config(
 
 
 def _ledger_sent(state: Any, campaign_id: str) -> Callable[[str], bool] | None:
+    """An indexed ledger lookup per candidate, or None when nothing was sent yet.
+
+    Not a set of every sent pseudonym: a ledger can hold millions, and the plan's
+    memory must not grow with them. The ledger stays open until the process ends."""
     try:
         from toolkit.ledger import Ledger
     except ImportError:  # the send stage is optional for planning
@@ -149,11 +153,11 @@ def _ledger_sent(state: Any, campaign_id: str) -> Callable[[str], bool] | None:
     if not (state / Ledger.FILE).is_file():
         return None
     ledger = Ledger(state)
-    try:
-        sent = ledger.sent_set(campaign_id)
-    finally:
+    counts = ledger.counts(campaign_id)
+    if not any(counts[s] for s in ("sent", "sending", "unconfirmed")):
         ledger.close()
-    return sent.__contains__ if sent else None
+        return None
+    return lambda recipient: ledger.already_sent(campaign_id, recipient)
 
 
 def _prepare(
