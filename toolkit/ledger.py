@@ -51,6 +51,14 @@ class Change:
     reply: str | None = None
 
 
+def _skips(state: str, code: int | None, retry_unconfirmed: bool) -> bool:
+    if state == "failed":
+        return code is not None and code >= 500
+    if state == "unconfirmed":
+        return not retry_unconfirmed
+    return state in ("sent", "sending")
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
@@ -78,19 +86,20 @@ class Ledger:
                                (campaign, recipient)).fetchone()
         return row[0] if row else None
 
-    def already_sent(self, campaign: str, recipient: str) -> bool:
-        """True when a send must not deliver to this recipient again: the relay
-        accepted it, or it may have (unconfirmed, until --retry-unconfirmed)."""
-        return self.state_of(campaign, recipient) in ("sent", "unconfirmed", "sending")
+    def already_sent(self, campaign: str, recipient: str, *,
+                     retry_unconfirmed: bool = False) -> bool:
+        """True when a send must not deliver to this recipient again (the plan's
+        `already-sent`): the relay accepted it, refused it for good (5xx), or may have
+        accepted it (unconfirmed, unless retry_unconfirmed). An indexed lookup, so that
+        memory stays flat however many recipients the ledger holds."""
+        row = self._db.execute("SELECT state, code FROM deliveries WHERE campaign=? AND "
+                               "recipient=?", (campaign, recipient)).fetchone()
+        return row is not None and _skips(row[0], row[1], retry_unconfirmed)
 
     def sent_set(self, campaign: str, *, include_unconfirmed: bool = True) -> set[str]:
-        """Pseudonyms a send skips (for the plan's already-sent exclusion and resume)."""
-        states = ("sent", "unconfirmed", "sending") if include_unconfirmed else ("sent",)
-        marks = ",".join("?" * len(states))
-        rows = self._db.execute(
-            f"SELECT recipient FROM deliveries WHERE campaign=? AND state IN ({marks})",
-            (campaign, *states))
-        return {r[0] for r in rows}
+        """Pseudonyms a send will not deliver to again: the plan's `already-sent`, so that
+        the plan counts what the send does (see `skip_set`)."""
+        return self.skip_set(campaign, retry_unconfirmed=not include_unconfirmed)
 
     def skip_set(self, campaign: str, *, retry_unconfirmed: bool = False) -> set[str]:
         """Pseudonyms a resumed send must not deliver to: accepted (sent), refused for
@@ -99,14 +108,7 @@ class Ledger:
         rows = self._db.execute(
             "SELECT recipient, state, code FROM deliveries WHERE campaign=? "
             "AND state IN ('sent','failed','unconfirmed','sending')", (campaign,))
-        out = set()
-        for recipient, state, code in rows:
-            if state == "failed" and (code is None or code < 500):
-                continue
-            if state == "unconfirmed" and retry_unconfirmed:
-                continue
-            out.add(recipient)
-        return out
+        return {r for r, state, code in rows if _skips(state, code, retry_unconfirmed)}
 
     def counts(self, campaign: str) -> dict[str, int]:
         out = dict.fromkeys(STATES, 0)

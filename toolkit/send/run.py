@@ -17,7 +17,7 @@ import os
 import re
 import sqlite3
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,9 +145,8 @@ def send_campaign(repo: Repo, load_findings: list[Finding], campaign_id: str, so
 
 
 def _plan(repo: Repo, campaign: Campaign, source: str, now: dt.datetime, audit: AuditLog,
-          skip: set[str]) -> tuple[Any, PlanResult]:
-    gates = gate_config(repo, campaign, at=now, already_sent=skip.__contains__,
-                        pseudonym_key=audit.key)
+          skip: Callable[[str], bool] | None) -> tuple[Any, PlanResult]:
+    gates = gate_config(repo, campaign, at=now, already_sent=skip, pseudonym_key=audit.key)
     return gates, plan(repo, campaign.id, source, at=now, config=gates)
 
 
@@ -155,7 +154,24 @@ def _send(repo: Repo, campaign: Campaign, gate: Any, source: str, now: dt.dateti
           options: SendOptions, audit: AuditLog, ledger: Ledger, settings: RelaySettings | None,
           relay_cfg: Any) -> SendReport:
     recovered = ledger.recover(campaign.id)
-    skip = ledger.skip_set(campaign.id, retry_unconfirmed=options.retry_unconfirmed)
+    # lookups on a connection of their own: the writer thread owns `ledger`'s
+    reader = Ledger(ledger.path.parent)
+    retry = options.retry_unconfirmed
+
+    def skip(recipient: str) -> bool:
+        return reader.already_sent(campaign.id, recipient, retry_unconfirmed=retry)
+
+    try:
+        return _send_planned(repo, campaign, gate, source, now, options, audit, ledger, settings,
+                             relay_cfg, skip, recovered)
+    finally:
+        reader.close()
+
+
+def _send_planned(repo: Repo, campaign: Campaign, gate: Any, source: str, now: dt.datetime,
+                  options: SendOptions, audit: AuditLog, ledger: Ledger,
+                  settings: RelaySettings | None, relay_cfg: Any, skip: Callable[[str], bool],
+                  recovered: int) -> SendReport:
     gates, planned = _plan(repo, campaign, source, now, audit, skip)
     report = SendReport(campaign.id, gate.digest, planned, False, recovered=recovered)
     assert settings is not None
@@ -189,20 +205,25 @@ def _send(repo: Repo, campaign: Campaign, gate: Any, source: str, now: dt.dateti
 def _dry_run(repo: Repo, campaign: Campaign, digest: str, source: str, now: dt.datetime,
              options: SendOptions, audit: AuditLog) -> SendReport:
     state = state_dir(repo, create=False)
-    skip: set[str] = set()
-    if (state / Ledger.FILE).is_file():
-        ledger = Ledger(state)
-        try:
-            skip = ledger.skip_set(campaign.id, retry_unconfirmed=options.retry_unconfirmed)
-        finally:
-            ledger.close()
-    gates, planned = _plan(repo, campaign, source, now, audit, skip)
-    report = SendReport(campaign.id, digest, planned, True)
-    ctx = _Ctx(repo, campaign, digest, source, now, options, audit, gates, report)
-    if options.out is not None:
-        options.out.mkdir(parents=True, exist_ok=True)
-    asyncio.run(_run(ctx, None, None, None))
-    return report
+    reader = Ledger(state) if (state / Ledger.FILE).is_file() else None
+    retry = options.retry_unconfirmed
+
+    def skip(recipient: str) -> bool:
+        assert reader is not None
+        return reader.already_sent(campaign.id, recipient, retry_unconfirmed=retry)
+
+    try:
+        gates, planned = _plan(repo, campaign, source, now, audit,
+                               skip if reader is not None else None)
+        report = SendReport(campaign.id, digest, planned, True)
+        ctx = _Ctx(repo, campaign, digest, source, now, options, audit, gates, report)
+        if options.out is not None:
+            options.out.mkdir(parents=True, exist_ok=True)
+        asyncio.run(_run(ctx, None, None, None))
+        return report
+    finally:
+        if reader is not None:
+            reader.close()
 
 
 # --- the pipeline --------------------------------------------------------------------------
