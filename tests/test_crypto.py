@@ -193,3 +193,11 @@ def test_plan_with_a_wrong_key_is_exit_2_without_output(tmp_path: Path) -> None:
     assert got.returncode == 2
     assert WRONG.format(enc) in got.stderr
     assert got.stdout == "" and "Traceback" not in got.stderr
+
+
+def test_cli_keygen_prints_a_usable_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    got = run_campaign("data", "keygen")
+    assert got.returncode == 0
+    assert "export it as CAMPAIGN_DATA_KEY" in got.stderr
+    monkeypatch.setenv("CAMPAIGN_DATA_KEY", got.stdout.strip())
+    assert len(data_key()) == 32

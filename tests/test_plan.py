@@ -503,3 +503,31 @@ def test_bad_sources_are_exit_2(tmp_path: Path) -> None:
     for spec, message in cases.items():
         with pytest.raises(UserError, match=message):
             plan(repo, "reminder", spec, at=parse_at(AT))
+
+
+def test_bundled_contacts_give_every_example_campaign_recipients(example_root: Path) -> None:
+    from toolkit.plan import gate_config
+    from toolkit.suppression import Matcher
+
+    repo, _ = load_repo(example_root)
+    at = parse_at("2026-12-01T12:00:00Z")
+    source = str(example_root / "fixtures" / "contacts.jsonl")
+    seen: set[str] = set()
+    assert repo.campaigns
+    for cid, campaign in repo.campaigns.items():
+        # the example's own state folder may hold a demo's suppressions and ledger: not here
+        config = gate_config(
+            repo, campaign, at=at, suppression=Matcher(frozenset(), frozenset()), already_sent=None
+        )
+        got = plan(repo, cid, source, at=at, config=config)
+        assert got.recipients > 0, cid
+        assert got.invalid_records == 4 and got.contacts_read == 300
+        seen |= {r for r, n in got.excluded.items() if n}
+    assert {
+        "invalid-email",
+        "confidential-no-email",
+        "duplicate",
+        "no-authorization",
+        "authorization-expired",
+        "authorization-revoked",
+    } <= seen
