@@ -54,3 +54,16 @@ def test_demo_never_overwrites_a_directory_it_did_not_make(example_root: Path,
                         "refusing to overwrite it\n  fix: pass another --out directory, or "
                         "remove it\n")
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_demo_without_a_repository_uses_the_built_in_example(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = tmp_path / "out"
+    r = run_campaign("demo", "--out", str(out), root=empty)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert r.stdout.splitlines()[0] == (
+        f"campaign demo: no campaign repository in {empty}; working on the built-in example "
+        f"(what `campaign init` writes) in {out}/")
+    assert len(mailbox.Maildir(out / "mailbox", create=False)) == 40
+    assert list(empty.iterdir()) == []

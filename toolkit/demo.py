@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import secrets
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -26,6 +28,8 @@ MARKER = ".campaign-demo"
 # the repository format: everything a campaign repository holds (no code, no state)
 REPO_PARTS = ("toolkit.yaml", "campaigns", "templates", "segments", "policy", "fixtures")
 CONTACTS = "fixtures/contacts.jsonl"
+SCAFFOLD = Path(__file__).resolve().parent / "scaffold"
+SYNTHETIC = 40  # contacts made from the personas when the repository bundles none
 DEMO_ENV = ("AUDIT_KEY", "UNSUBSCRIBE_SECRET", "RELAY_USERNAME", "RELAY_PASSWORD")
 
 
@@ -52,8 +56,7 @@ def copy_repository(src: Path, work: Path) -> Path:
     repo = work / "repo"
     repo.mkdir()
     if not (src / "toolkit.yaml").is_file():
-        raise UserError(f"{src} has no toolkit.yaml", fix="run the demo from a campaign repository "
-                        "(or pass --root), e.g. the toolkit's own checkout")
+        src = SCAFFOLD  # no repository here: the built-in one `campaign init` writes
     for part in REPO_PARTS:
         p = src / part
         if p.is_dir():
@@ -156,8 +159,10 @@ def _send_all(repo_root: Path, result: DemoResult, echo: Callable[[str], None]) 
     from toolkit.send.run import SendOptions, send_campaign
 
     repo, findings = load_repo(repo_root)
-    contacts = str(repo_root / CONTACTS)
     now = dt.datetime.now(dt.UTC)
+    if not (repo_root / CONTACTS).is_file():
+        synthetic_contacts(repo, repo_root / CONTACTS, now=now)
+    contacts = str(repo_root / CONTACTS)
     for cid in sorted(repo.campaigns):
         try:
             report = send_campaign(repo, findings, cid, contacts,
@@ -172,6 +177,29 @@ def _send_all(repo_root: Path, result: DemoResult, echo: Callable[[str], None]) 
                             f"{c['unconfirmed']}; excluded by the gates "
                             f"{sum(report.planned.excluded.values())}")
         echo(f"  {cid}: {result.sent[cid]}")
+
+
+def synthetic_contacts(repo: Any, path: Path, *, now: dt.datetime) -> None:
+    """Contacts made from the personas (synthetic by rule), with example.org addresses;
+    dates the personas set in the future move to two days from now, so that segments
+    about upcoming events match whenever the demo runs."""
+    soon = now + dt.timedelta(days=2)
+    personas = [p.contact for p in repo.personas.values()]
+    lines = []
+    for i in range(SYNTHETIC if personas else 0):
+        record = {}
+        for key, value in personas[i % len(personas)].items():
+            if isinstance(value, dt.datetime):
+                value = (soon if value > now else value).isoformat()
+            elif isinstance(value, dt.date):
+                value = (soon.date() if value > now.date() else value).isoformat()
+            elif isinstance(value, tuple):
+                value = list(value)
+            record[key] = value
+        record.update(id=f"demo-{i:04d}", email=f"demo.patient{i}@example.org")
+        lines.append(json.dumps(record, default=str))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
 
 def _verify_audit(repo_root: Path) -> int:

@@ -25,7 +25,11 @@ def demo(app: App, out: Path) -> int:
     """Run the whole job end to end on the example repository, with a local TLS relay."""
     from toolkit.demo import run_demo
 
-    click.echo(f"campaign demo: working on a copy of {app.root.resolve()} in {out}/")
+    if (app.root / "toolkit.yaml").is_file():
+        click.echo(f"campaign demo: working on a copy of {app.root.resolve()} in {out}/")
+    else:
+        click.echo(f"campaign demo: no campaign repository in {app.root.resolve()}; working on "
+                   f"the built-in example (what `campaign init` writes) in {out}/")
     result = run_demo(app.root, out, echo=click.echo, build_site=_build_site)
     click.echo("")
     click.echo(f"sent {len(result.sent)} campaign(s), {result.messages} message(s) over "
