@@ -201,3 +201,30 @@ def test_cli_keygen_prints_a_usable_key(monkeypatch: pytest.MonkeyPatch) -> None
     assert "export it as CAMPAIGN_DATA_KEY" in got.stderr
     monkeypatch.setenv("CAMPAIGN_DATA_KEY", got.stdout.strip())
     assert len(data_key()) == 32
+
+
+def test_encrypted_sqlite_is_read_from_a_private_temporary_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+    import tempfile
+
+    db = tmp_path / "c.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE contacts (age INTEGER)")
+    con.executemany("INSERT INTO contacts VALUES (?)", [(1,), (2,)])
+    con.commit()
+    con.close()
+    (tmp_path / "c.db.enc").write_bytes(encrypt(db.read_bytes()))
+    monkeypatch.setenv("CAMPAIGN_DATA_KEY", HEX)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    it = open_source(f"sqlite:///{tmp_path / 'c.db.enc'}", FIELDS)
+    [private] = list((tmp_path / "tmp").iterdir())
+    assert private.stat().st_mode & 0o777 == 0o700
+    assert [r.record for r in it] == [{"age": 1}, {"age": 2}]
+    assert list((tmp_path / "tmp").iterdir()) == []  # removed once read
+    monkeypatch.setenv("CAMPAIGN_DATA_KEY", "44" * 32)
+    with pytest.raises(UserError, match="wrong key or corrupted file"):
+        open_source(f"sqlite:///{tmp_path / 'c.db.enc'}", FIELDS)
+    assert list((tmp_path / "tmp").iterdir()) == []
