@@ -37,6 +37,7 @@ from toolkit.relay import (
     RetryPolicy,
     settings_for,
 )
+from toolkit.secrets import secret
 from toolkit.send.gate import check_gate
 from toolkit.send.ledger_writer import LedgerWriter
 from toolkit.send.prepare import (
@@ -121,6 +122,12 @@ def send_campaign(repo: Repo, load_findings: list[Finding], campaign_id: str, so
     if relay_cfg is None:
         raise UserError(f"relay '{relay_name}' is not defined in toolkit.yaml relays",
                         where=str(campaign.pos("delivery")), fix="add it, or name a defined relay")
+    # configuration errors (exit 2) before the gate: a missing DKIM key or relay credential
+    # is reported now, not per message or after the first connection
+    dkim_signer(repo)
+    secret(cfg.unsubscribe.secret_env, purpose="unsubscribe token HMAC key")
+    settings = None if options.dry_run else settings_for(relay_cfg, root=repo.root,
+                                                         name=relay_name)
     with AuditLog.open(repo) as audit:
         gate = check_gate(repo, load_findings, campaign, now=now)
         if not gate.open:
@@ -129,9 +136,6 @@ def send_campaign(repo: Repo, load_findings: list[Finding], campaign_id: str, so
                              reasons=list(gate.reasons))
             raise CheckFailed(f"refusing to send {campaign.id}; nothing was sent:\n"
                               + "\n".join(f"  {r}" for r in gate.reasons))
-        dkim_signer(repo)  # a missing DKIM key is a configuration error now, not per message
-        settings = None if options.dry_run else settings_for(relay_cfg, root=repo.root,
-                                                             name=relay_name)
         if options.dry_run:
             return _dry_run(repo, campaign, gate.digest, source, now, options, audit)
         state = state_dir(repo)
@@ -191,8 +195,10 @@ def _send_planned(repo: Repo, campaign: Campaign, gate: Any, source: str, now: d
     except RelaySetupError as exc:
         report.stopped = exc.message
         audit.append("refusal", campaign=campaign.id, digest=gate.digest, reasons=[exc.message])
-        raise CheckFailed(f"refusing to send {campaign.id}: {exc.message}; nothing was sent")\
-            from None
+        sent = report.counts["sent"]
+        raise CheckFailed(f"refusing to send {campaign.id}: {exc.message}; " + (
+            f"stopped after {sent} sent; run send again to resume once the relay is fixed"
+            if sent else "nothing was sent")) from None
     except RelayUnavailableError as exc:
         report.stopped = exc.message
     finally:
@@ -357,7 +363,7 @@ async def _deliver(ctx: _Ctx, settings: RelaySettings, relay_cfg: Any) -> None:
             try:
                 outcome = await pool.send(sender=envelope_from, recipient=p.address, data=p.data,
                                           stuffed=True)
-            except RelayUnavailableError as exc:
+            except (RelayUnavailableError, RelaySetupError) as exc:
                 # never connected for this one: not delivered, sent again on resume
                 await writer.submit([Change(cid, p.pseudonym, "failed", digest, None,
                                             scrub(exc.message))])
