@@ -315,3 +315,30 @@ def test_fast_builder_matches_the_reference_builder(example_root: Path) -> None:
                 assert max(len(line) for line in fast.split(b"\r\n")) <= 998
                 checked += 1
     assert checked >= 20
+
+
+def test_progress_bar_on_a_terminal_and_plain_lines_otherwise(monkeypatch) -> None:
+    import io
+
+    from toolkit.send import progress
+
+    monkeypatch.setattr(progress, "LOG_EVERY", 0.0)
+    monkeypatch.setattr(progress, "TTY_EVERY", 0.0)
+    plain = io.StringIO()
+    p = progress.Progress(4, stream=plain, tty=False)
+    for status in ("sent", "sent", "failed", "sent"):
+        p.add(status)
+    p.close()
+    lines = plain.getvalue().splitlines()
+    assert len(lines) == 4
+    assert lines[1].startswith("sent 2 of 4 (") and lines[1].endswith(")")
+    assert "msg/s, ETA " in lines[1]
+    bar = io.StringIO()
+    t = progress.Progress(4, stream=bar, tty=True)
+    t.add("sent")
+    t.add("sent")
+    t.close()
+    frames = bar.getvalue().split("\r")[1:]
+    assert frames[1].startswith("[###############...............] 2/4 ")
+    assert " msg/s ETA " in frames[1]
+    assert bar.getvalue().endswith("\n")
