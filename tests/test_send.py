@@ -79,6 +79,8 @@ def test_delivers_each_recipient_once_with_every_header(tmp_path: Path) -> None:
     assert [e["event"] for e in events].count("recipient") == 5
     assert events[-1]["event"] == "send-end" and events[-1]["fields"]["sent"] == 5
     log = (s.root / ".campaign" / "audit.jsonl").read_text()
+    verified = run_campaign("audit", "verify", root=s.root, env=s.env)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
     for i in range(5):
         assert f"patient{i}@example.org".encode() not in ledger_bytes
         assert f"patient{i}@example.org" not in log
@@ -342,3 +344,16 @@ def test_progress_bar_on_a_terminal_and_plain_lines_otherwise(monkeypatch) -> No
     assert frames[1].startswith("[###############...............] 2/4 ")
     assert " msg/s ETA " in frames[1]
     assert bar.getvalue().endswith("\n")
+
+
+def test_smime_required_sends_only_to_recipients_with_a_certificate(tmp_path: Path) -> None:
+    pem, _cert, _key = _smime_identity("patient0@example.org")
+    records = [contact(0, smime_certificate=pem), contact(1)]
+    with sendable(tmp_path, records=records,
+                  delivery={"relay": "default", "encryption": "smime-required"}) as s:
+        r = send(s)
+        assert r.returncode == 0, r.stderr
+        got = {m.rcpt_tos[0]: m.data for m in s.received}
+    assert list(got) == ["patient0@example.org"]
+    assert parsed(got["patient0@example.org"]).get_content_type() == "application/pkcs7-mime"
+    assert "no-smime-certificate 1" in r.stdout
