@@ -154,7 +154,7 @@ def _ledger_sent(state: Any, campaign_id: str) -> Callable[[str], bool] | None:
         return None
     ledger = Ledger(state)
     counts = ledger.counts(campaign_id)
-    if not any(counts[s] for s in ("sent", "sending", "unconfirmed")):
+    if not any(counts[s] for s in ("sent", "sending", "unconfirmed", "failed")):
         ledger.close()
         return None
     return lambda recipient: ledger.already_sent(campaign_id, recipient)
