@@ -357,3 +357,16 @@ def test_smime_required_sends_only_to_recipients_with_a_certificate(tmp_path: Pa
     assert list(got) == ["patient0@example.org"]
     assert parsed(got["patient0@example.org"]).get_content_type() == "application/pkcs7-mime"
     assert "no-smime-certificate 1" in r.stdout
+
+
+def test_worker_processes_prepare_the_same_messages(tmp_path: Path) -> None:
+    with sendable(tmp_path, n=6) as s:
+        r = send(s, env={"CAMPAIGN_SEND_WORKERS": "2"})
+        assert r.returncode == 0, r.stderr
+        got = list(s.received)
+    assert "sent 6, failed 0, unconfirmed 0" in r.stdout
+    for m in got:
+        msg = parsed(m.data)
+        i = int(m.rcpt_tos[0].removeprefix("patient").split("@")[0])
+        assert msg["Subject"] == f"Hello Pat{i}, your visit"
+        assert f"Hello Pat{i}," in msg.get_body(("html",)).get_content()
