@@ -369,9 +369,12 @@ async def _deliver(ctx: _Ctx, settings: RelaySettings, relay_cfg: Any) -> None:
                                             scrub(exc.message))])
                 raise
             reply = scrub(outcome.text)
+            # audit first: a kill between the two leaves the row `sending` (so unconfirmed,
+            # never resent by default) and the audit log complete; the other order could
+            # leave an accepted message missing from the audit log
+            record(p, outcome.status, outcome.code, reply, outcome.attempts)
             await writer.submit([Change(cid, p.pseudonym, outcome.status, digest, outcome.code,
                                         reply)])
-            record(p, outcome.status, outcome.code, reply, outcome.attempts)
 
     async def produce(n: int) -> None:
         async for p in _prepared(ctx):
