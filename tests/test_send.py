@@ -370,3 +370,42 @@ def test_worker_processes_prepare_the_same_messages(tmp_path: Path) -> None:
         i = int(m.rcpt_tos[0].removeprefix("patient").split("@")[0])
         assert msg["Subject"] == f"Hello Pat{i}, your visit"
         assert f"Hello Pat{i}," in msg.get_body(("html",)).get_content()
+
+
+def test_text_cache_gives_the_renderers_text_part(example_root: Path) -> None:
+    import datetime as dt
+
+    from toolkit.loader import load_repo
+    from toolkit.render import render_campaign
+    from toolkit.send.textcache import TextCache
+
+    repo, _ = load_repo(example_root)
+    now = dt.datetime(2026, 3, 1, 9, 30, tzinfo=dt.UTC)
+    cache = TextCache()
+    tokens = ["v1.r_" + c * 32 + ".camp.commercial.AbC-dEf_GhI" for c in "ab"]
+    for campaign in repo.campaigns.values():
+        for persona in list(repo.personas.values())[:2]:
+            for token in tokens:
+                url = f"https://valleyhealth.example.org/unsubscribe/{token}"
+                try:
+                    full = render_campaign(repo, campaign, persona.contact, now=now,
+                                           unsubscribe_url=url)
+                except Exception:  # personas a template cannot serve are lint's business
+                    continue
+                html = render_campaign(repo, campaign, persona.contact, now=now,
+                                       unsubscribe_url=url, text=False).html
+                assert cache.text(html, token) == full.text, campaign.id
+    assert cache.hits >= 10  # the second token of each render came from the cache
+
+
+def test_text_cache_never_guesses_when_the_placeholder_is_ambiguous() -> None:
+    from toolkit.plaintext import html_to_text
+    from toolkit.send.textcache import TextCache
+
+    cache = TextCache()
+    token = "v1.r_abc.camp.all.Zz9"
+    tricky = [f"<p>xx{token}</p>", f"<p>{token}x</p>", f"<p>{'x' * len(token)} {token}</p>",
+              "<p>no token here</p>"]
+    for html in tricky:
+        assert cache.text(html, token) == html_to_text(html)
+    assert cache.hits == 0

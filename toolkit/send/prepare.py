@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from toolkit.render import RenderError, render_campaign
 from toolkit.secrets import secret
 from toolkit.send.dkim import DkimSigner
 from toolkit.send.smime import CertificateError, envelope, load_certificate
+from toolkit.send.textcache import TextCache
 from toolkit.send.wire import WireBuilder
 from toolkit.smime_check import usable_certificate
 from toolkit.tokens import make_token, suppression_kind
@@ -78,6 +79,7 @@ class Preparer:
         self.encryption = self.campaign.delivery.encryption
         self.url = cfg.unsubscribe.url
         self.wire = spec.wire
+        self.texts = TextCache()
 
     def prepare(self, contact: dict[str, Any]) -> Prepared:
         address = str(contact["email"])
@@ -88,7 +90,8 @@ class Preparer:
             url = (self.url.replace("{token}", urllib.parse.quote(token, safe=""))
                    if self.url else "")
             rendered = render_campaign(self.repo, self.campaign, contact, unsubscribe_url=url,
-                                       now=self.now)
+                                       now=self.now, text=False)
+            rendered = replace(rendered, text=self.texts.text(rendered.html, token))
             entity = self.builder.build(address=address, rendered=rendered, token=token)
         except RenderError as exc:
             return Prepared(pseudo, address, None, problem=f"render failed: {exc.file}:{exc.line}")
