@@ -18,11 +18,20 @@ MESSAGE = (b"From: care@clinic.example.org\r\nTo: pat@example.org\r\nSubject: te
 class ScriptedHandler(StoringHandler):
     """Replies from a script (one entry per DATA, then 250), and 550 for refused addresses."""
 
-    def __init__(self, script: list[str] | None = None, refuse: tuple[str, ...] = ()) -> None:
+    def __init__(self, script: list[str] | None = None, refuse: tuple[str, ...] = (),
+                 refuse_rcpt: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.script = list(script or [])
         self.refuse = refuse
+        self.refuse_rcpt = refuse_rcpt
         self.data_calls = 0
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        if address in self.refuse_rcpt:
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.data_calls += 1

@@ -24,12 +24,18 @@ FAST = RetryPolicy(max_attempts=3, base_delay=0.001, max_delay=0.002)
 
 
 def settings(relay: LocalRelay, *, tls: str | None = None, ca_file: Path | None = None,
-             host: str = "127.0.0.1", creds: tuple[str, str] | None = None) -> RelaySettings:
+             host: str = "127.0.0.1", creds: tuple[str, str] | None = None,
+             pipelining: bool | None = None) -> RelaySettings:
     tls = tls or ("implicit" if relay.tls == "implicit" else "starttls")
     return RelaySettings(host=host, port=relay.port, tls=tls,
                          tls_context=relay_tls_context(ca_file=ca_file or relay.ca_file),
                          username=creds[0] if creds else None, password=creds[1] if creds else None,
-                         timeout=10)
+                         timeout=10, pipelining=pipelining)
+
+
+# aiosmtpd does not advertise PIPELINING but reads commands one by one from its stream,
+# so forcing it exercises the pipelined path (Postfix, in test_postfix.py, advertises it)
+PIPELINING = pytest.mark.parametrize("pipelining", [False, True], ids=["serial", "pipelined"])
 
 
 def send_all(s: RelaySettings, recipients: list[str], *, connections: int = 2,
@@ -90,28 +96,33 @@ def test_refuses_wrong_host_name(tmp_path: Path, mode: str) -> None:
     assert relay.handler.received == []
 
 
-def test_451_then_success(tmp_path: Path) -> None:
+@PIPELINING
+def test_451_then_success(tmp_path: Path, pipelining: bool) -> None:
     handler = ScriptedHandler(["451 4.3.0 try again later"])
     with LocalRelay(handler=handler, workdir=tmp_path) as relay:
-        outcomes, _ = send_all(settings(relay), ["a@example.org"], connections=1)
+        outcomes, _ = send_all(settings(relay, pipelining=pipelining), ["a@example.org"],
+                               connections=1)
     assert outcomes[0].status == "sent"
     assert outcomes[0].attempts == 2
     assert len(handler.received) == 1
 
 
-def test_4xx_gives_up_after_the_cap(tmp_path: Path) -> None:
+@PIPELINING
+def test_4xx_gives_up_after_the_cap(tmp_path: Path, pipelining: bool) -> None:
     handler = ScriptedHandler(["451 4.3.0 later"] * 5)
     with LocalRelay(handler=handler, workdir=tmp_path) as relay:
-        outcomes, _ = send_all(settings(relay), ["a@example.org"], connections=1)
+        outcomes, _ = send_all(settings(relay, pipelining=pipelining), ["a@example.org"],
+                               connections=1)
     assert (outcomes[0].status, outcomes[0].code, outcomes[0].attempts) == ("failed", 451, 3)
     assert handler.received == []
 
 
-def test_550_recorded_as_failed_with_reply(tmp_path: Path) -> None:
+@PIPELINING
+def test_550_recorded_as_failed_with_reply(tmp_path: Path, pipelining: bool) -> None:
     handler = ScriptedHandler(refuse=("gone@example.org",))
     with LocalRelay(handler=handler, workdir=tmp_path) as relay:
-        outcomes, _ = send_all(settings(relay), ["gone@example.org", "ok@example.org"],
-                               connections=1)
+        outcomes, _ = send_all(settings(relay, pipelining=pipelining),
+                               ["gone@example.org", "ok@example.org"], connections=1)
     assert (outcomes[0].status, outcomes[0].code) == ("failed", 550)
     assert outcomes[0].text == "5.1.1 mailbox unavailable"
     assert outcomes[0].attempts == 1  # permanent: never retried
@@ -119,10 +130,13 @@ def test_550_recorded_as_failed_with_reply(tmp_path: Path) -> None:
     assert [r.rcpt_tos for r in handler.received] == [("ok@example.org",)]
 
 
-def test_connection_dropped_mid_data_is_retried_on_a_new_connection(tmp_path: Path) -> None:
+@PIPELINING
+def test_connection_dropped_mid_data_is_retried_on_a_new_connection(tmp_path: Path,
+                                                                    pipelining: bool) -> None:
     handler = ScriptedHandler(["drop"])
     with LocalRelay(handler=handler, workdir=tmp_path) as relay:
-        outcomes, opened = send_all(settings(relay), ["a@example.org"], connections=1)
+        outcomes, opened = send_all(settings(relay, pipelining=pipelining), ["a@example.org"],
+                                    connections=1)
     assert (outcomes[0].status, outcomes[0].attempts) == ("sent", 2)
     assert opened == 2
     assert len(handler.received) == 1
@@ -172,3 +186,16 @@ def test_unreachable_relay_is_unavailable_after_the_retries(tmp_path: Path) -> N
     assert err.value.attempts == FAST.max_attempts
     assert str(err.value) == (f"relay 127.0.0.1:{port}: cannot connect (SMTPConnectError); "
                               "gave up after 3 attempts")
+
+
+@PIPELINING
+def test_recipient_refused_at_rcpt_resets_and_keeps_the_connection(tmp_path: Path,
+                                                                   pipelining: bool) -> None:
+    handler = ScriptedHandler(refuse_rcpt=("gone@example.org",))
+    with LocalRelay(handler=handler, workdir=tmp_path) as relay:
+        outcomes, opened = send_all(settings(relay, pipelining=pipelining),
+                                    ["gone@example.org", "ok@example.org"], connections=1)
+    assert [(o.status, o.code) for o in outcomes] == [("failed", 550), ("sent", 250)]
+    assert outcomes[0].text == "5.1.1 no such user"
+    assert opened == 1
+    assert [r.rcpt_tos for r in handler.received] == [("ok@example.org",)]

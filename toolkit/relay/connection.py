@@ -4,6 +4,7 @@ fallback), verified, then AUTH; then many messages over it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import ssl
@@ -17,6 +18,7 @@ from toolkit.relay.errors import (
     StartTLSNotOfferedError,
     TLSVerificationError,
 )
+from toolkit.relay.replies import ReplyError, ReplyReader
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class RelaySettings:
     password: str | None = field(default=None, repr=False)
     timeout: float = 30.0
     local_hostname: str | None = "campaign.localhost"
+    pipelining: bool | None = None  # None: when the server advertises it (tests force it)
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class Reply:
         return 400 <= self.code < 500
 
 
+_OK = ((250,), (250, 251), (354,))  # MAIL, RCPT, DATA
 _LINE_ENDS = re.compile(rb"\r\n|\r|\n")
 
 
@@ -90,11 +94,15 @@ class RelayConnection:
     def __init__(self, settings: RelaySettings) -> None:
         self.settings = settings
         self._smtp: aiosmtplib.SMTP | None = None
+        self._transport: asyncio.Transport | None = None
+        self._reader: ReplyReader | None = None
+        self.pipelining = False
         self.messages = 0  # delivered over the current TCP connection (reuse, for tests and stats)
 
     @property
     def is_open(self) -> bool:
-        return self._smtp is not None and self._smtp.is_connected
+        return (self._transport is not None and not self._transport.is_closing()
+                and self._reader is not None and self._reader.usable)
 
     async def open(self) -> None:
         s = self.settings
@@ -118,6 +126,8 @@ class RelayConnection:
             await smtp.ehlo()
             if s.username is not None:
                 await self._login(smtp)
+            pipelining = (smtp.supports_extension("pipelining") if s.pipelining is None
+                          else s.pipelining)
         except RelayError:
             smtp.close()
             raise
@@ -134,7 +144,14 @@ class RelayConnection:
                                            host=s.host, port=s.port,
                                            reason=str(exc.reason)) from None
             raise ConnectFailed(f"{where}: cannot connect ({type(exc).__name__})") from exc
-        self._smtp = smtp
+        # from here on, message traffic goes through our reply reader (see replies.py)
+        transport = smtp.transport
+        assert transport is not None
+        reader = ReplyReader(asyncio.get_running_loop())
+        reader.transport = transport
+        transport.set_protocol(reader)
+        self._smtp, self._transport, self._reader = smtp, transport, reader
+        self.pipelining = pipelining
         self.messages = 0
 
     async def _login(self, smtp: aiosmtplib.SMTP) -> None:
@@ -151,54 +168,70 @@ class RelayConnection:
 
     async def deliver(self, sender: str, recipient: str, data: bytes, *,
                       stuffed: bool = False) -> Reply:
-        """One message: MAIL, RCPT, DATA. A refusal is a Reply; a drop is ConnectionLost.
+        """One message: MAIL, RCPT, DATA (in one write when the server pipelines), then
+        the data. A refusal is a Reply; a drop or timeout is ConnectionLost.
 
         `stuffed` data is already the DATA payload (see `dot_stuff`), so that the
         sending process does not pay for line-end and dot handling: workers do it."""
-        smtp = self._smtp
-        assert smtp is not None, "open() first"
+        transport, reader = self._transport, self._reader
+        assert transport is not None and reader is not None, "open() first"
+        if any(c in a for a in (sender, recipient) for c in "\r\n\0<>"):
+            return Reply(501, "address contains characters SMTP cannot carry")
         payload = data if stuffed else dot_stuff(data)
+        commands = (b"MAIL FROM:<" + sender.encode("utf-8") + b">\r\n",
+                    b"RCPT TO:<" + recipient.encode("utf-8") + b">\r\n", b"DATA\r\n")
+        timeout = self.settings.timeout
         in_data = False
         try:
-            for command, ok in ((b"MAIL FROM:<" + sender.encode("utf-8") + b">", (250,)),
-                                (b"RCPT TO:<" + recipient.encode("utf-8") + b">", (250, 251)),
-                                (b"DATA", (354,))):
-                response = await smtp.execute_command(command)
-                if response.code not in ok:
-                    await self._reset(response.code)
-                    return Reply(response.code, response.message)
+            replies: list[tuple[int, str]] = []
+            if self.pipelining:
+                transport.write(b"".join(commands))
+                replies = [await reader.reply(timeout) for _ in commands]
+            else:
+                for command, ok in zip(commands, _OK, strict=True):
+                    transport.write(command)
+                    replies.append(await reader.reply(timeout))
+                    if replies[-1][0] not in ok:
+                        break
+            for (code, text), ok in zip(replies, _OK, strict=False):
+                if code not in ok:
+                    await self._abort(code, data_accepted=replies[-1][0] == 354)
+                    return Reply(code, text)
             in_data = True
-            assert smtp.protocol is not None
-            # no await between the write and the read: the reply cannot slip past us
-            smtp.protocol.write(payload)
-            response = await smtp.protocol.read_response(timeout=self.settings.timeout)
-        except (aiosmtplib.SMTPException, OSError) as exc:
+            transport.write(payload)
+            code, text = await reader.reply(timeout)
+        except ReplyError as exc:
             self.close()
-            raise ConnectionLost(f"connection lost ({type(exc).__name__})",
-                                 after_data=in_data) from None
-        if response.code == 421:
+            raise ConnectionLost(str(exc), after_data=in_data) from None
+        if code == 421:
             self.close()
-        elif 200 <= response.code < 300:
+        elif 200 <= code < 300:
             self.messages += 1
-        return Reply(response.code, response.message)
+        return Reply(code, text)
 
-    async def _reset(self, code: int) -> None:
-        if code == 421:  # the server is closing this connection
+    async def _abort(self, code: int, *, data_accepted: bool) -> None:
+        """After a refused MAIL, RCPT or DATA: reset the transaction, or drop the
+        connection when that is the only safe way (421; DATA accepted anyway)."""
+        if code == 421 or data_accepted or self._transport is None or self._reader is None:
             self.close()
             return
         try:
-            assert self._smtp is not None
-            await self._smtp.rset()
-        except (aiosmtplib.SMTPException, OSError):
+            self._transport.write(b"RSET\r\n")
+            if (await self._reader.reply(self.settings.timeout))[0] != 250:
+                self.close()
+        except ReplyError:
             self.close()
 
     def close(self) -> None:
         if self._smtp is not None:
             self._smtp.close()
-        self._smtp = None
+        elif self._transport is not None:
+            self._transport.close()
+        self._smtp = self._transport = self._reader = None
 
     async def quit(self) -> None:
-        if self._smtp is not None and self._smtp.is_connected:
-            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
-                await self._smtp.quit()
+        if self.is_open and self._transport is not None and self._reader is not None:
+            with contextlib.suppress(ReplyError):
+                self._transport.write(b"QUIT\r\n")
+                await self._reader.reply(min(5.0, self.settings.timeout))
         self.close()
