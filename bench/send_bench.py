@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import os
 import re
+import resource
 import shutil
 import smtplib
 import socket
@@ -90,17 +91,21 @@ def set_connections(root: Path, n: int) -> None:
 
 def run_send(root: Path, contacts: Path, env: dict[str, str]) -> dict[str, float]:
     shutil.rmtree(root / ".campaign", ignore_errors=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "toolkit", "--root", str(root), "send", CAMPAIGN,
                         "--contacts", str(contacts)], env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the send and its workers, reaped
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     if r.returncode != 0:
         raise SystemExit(f"send failed:\n{r.stdout}\n{r.stderr}")
     m = re.search(r"sent (\d+), failed (\d+), unconfirmed (\d+) in ([\d.]+) s", r.stdout)
     assert m, r.stdout
     sent, failed, _, secs = int(m[1]), int(m[2]), int(m[3]), float(m[4])
     return {"sent": sent, "failed": failed, "pipeline_s": secs, "wall_s": wall,
-            "msg_per_s": sent / secs, "wall_msg_per_s": sent / wall}
+            "msg_per_s": sent / secs, "wall_msg_per_s": sent / wall,
+            "cpu_ms": cpu / sent * 1000}
 
 
 def smtp_source(port: int, n: int, size: int, sessions: int) -> float:
@@ -237,7 +242,8 @@ def main() -> None:
             print(f"campaign send, {n:>2} connection(s): {results[n]['msg_per_s']:,.0f} msg/s "
                   f"(pipeline {results[n]['pipeline_s']:.1f} s; wall incl. plan and start-up "
                   f"{results[n]['wall_s']:.1f} s = {results[n]['wall_msg_per_s']:,.0f} msg/s); "
-                  f"sent {results[n]['sent']}, failed {results[n]['failed']}")
+                  f"sent {results[n]['sent']}, failed {results[n]['failed']}; CPU of the send "
+                  f"and its workers {results[n]['cpu_ms']:.2f} ms/msg")
         ceiling = smtp_source(sink_port, args.recipients, size or 20_000, 16)
         print(f"ceiling: smtp-source -s 16 into smtp-sink, no TLS: {ceiling:,.0f} msg/s")
         base = naive(root, tls_port, ca_file, args.naive)
