@@ -59,14 +59,15 @@ class LedgerWriter:
                 self.changes += len(batch)
             except BaseException as exc:  # reported to every waiter: the send must stop
                 error = exc
-            for _, fut in items:
-                self.loop.call_soon_threadsafe(_settle, fut, error)
+            # one wake-up of the event loop per commit, not per change
+            self.loop.call_soon_threadsafe(_settle, [fut for _, fut in items], error)
 
 
-def _settle(fut: asyncio.Future[None], error: BaseException | None) -> None:
-    if fut.done():
-        return
-    if error is None:
-        fut.set_result(None)
-    else:
-        fut.set_exception(error)
+def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for fut in futures:
+        if fut.done():
+            continue
+        if error is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(error)
