@@ -409,3 +409,19 @@ def test_text_cache_never_guesses_when_the_placeholder_is_ambiguous() -> None:
     for html in tricky:
         assert cache.text(html, token) == html_to_text(html)
     assert cache.hits == 0
+
+
+def test_a_recipient_that_cannot_render_fails_alone_and_is_retried(tmp_path: Path) -> None:
+    broken = contact(0)
+    del broken["first_name"]
+    with sendable(tmp_path, records=[broken, contact(1)]) as s:
+        r = send(s)
+        assert r.returncode == 0, r.stderr
+        assert [m.rcpt_tos[0] for m in s.received] == ["patient1@example.org"]
+        again = send(s)
+    assert "sent 1, failed 1, unconfirmed 0" in r.stdout
+    assert ("  failed 1: render failed: campaigns/appointment-reminder/campaign.yaml:4: "
+            "subject: 'dict object' has no attribute 'first_name'") in r.stdout
+    assert "Pat0" not in r.stdout + r.stderr
+    assert "sent 0, failed 1, unconfirmed 0" in again.stdout  # not final: tried again
+    assert [row[1:] for row in ledger_rows(s.root)].count(("failed", None)) == 1

@@ -177,6 +177,8 @@ def _send_all(repo_root: Path, result: DemoResult, echo: Callable[[str], None]) 
                             f"{c['unconfirmed']}; excluded by the gates "
                             f"{sum(report.planned.excluded.values())}")
         echo(f"  {cid}: {result.sent[cid]}")
+        for reply, n in report.codes.most_common(3):
+            echo(f"    failed {n}: {reply}")
 
 
 def synthetic_contacts(repo: Any, path: Path, *, now: dt.datetime) -> None:

@@ -94,7 +94,9 @@ class Preparer:
             rendered = replace(rendered, text=self.texts.text(rendered.html, token))
             entity = self.builder.build(address=address, rendered=rendered, token=token)
         except RenderError as exc:
-            return Prepared(pseudo, address, None, problem=f"render failed: {exc.file}:{exc.line}")
+            # RenderError's message names keys and template lines, never contact values
+            return Prepared(pseudo, address, None,
+                            problem=f"render failed: {exc.file}:{exc.line}: {exc.message}")
         except Exception as exc:  # one recipient's problem must not stop the send
             return Prepared(pseudo, address, None, problem=f"message failed ({type(exc).__name__})")
         data, encrypted = entity.as_bytes(), False
