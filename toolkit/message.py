@@ -26,7 +26,7 @@ from email.policy import EmailPolicy
 from email.utils import format_datetime
 from typing import Any
 
-from toolkit.models import Campaign, Repo
+from toolkit.models import Campaign, Repo, Sender
 from toolkit.pseudonym import normalize_address, pseudonym
 from toolkit.render import RenderedMessage
 from toolkit.tokens import make_token, suppression_kind
@@ -103,16 +103,22 @@ def list_unsubscribe(repo: Repo, token: str) -> tuple[str | None, str | None]:
     return ", ".join(uris), post
 
 
-def build_message(repo: Repo, campaign: Campaign, contact: dict[str, Any],
-                  rendered: RenderedMessage, *, digest: str, token: str,
-                  now: dt.datetime) -> EmailMessage:
-    """The complete message as it is sent (before DKIM or S/MIME)."""
+def sender_profile(repo: Repo, campaign: Campaign) -> Sender:
+    """The campaign's sender profile, which must have a From address."""
     cfg = repo.config
     if cfg is None or campaign.sender not in cfg.senders:
         raise ValueError(f"sender '{campaign.sender}' is not defined in toolkit.yaml")
     sender = cfg.senders[campaign.sender]
     if not sender.from_address:
         raise ValueError(f"sender '{campaign.sender}' has no from_address")
+    return sender
+
+
+def build_message(repo: Repo, campaign: Campaign, contact: dict[str, Any],
+                  rendered: RenderedMessage, *, digest: str, token: str,
+                  now: dt.datetime) -> EmailMessage:
+    """The complete message as it is sent (before DKIM or S/MIME)."""
+    sender = sender_profile(repo, campaign)
     to_addr = clean_header(str(contact.get("email") or ""))
     from_ = _address(sender.from_name, sender.from_address)
 

@@ -25,6 +25,7 @@ from toolkit.message import (
     clean_header,
     list_unsubscribe,
     message_id,
+    sender_profile,
     wants_list_unsubscribe,
 )
 from toolkit.models import Campaign, Repo
@@ -69,12 +70,7 @@ class WireBuilder:
     """One per campaign and send; `build` per recipient."""
 
     def __init__(self, repo: Repo, campaign: Campaign, *, digest: str, now: dt.datetime) -> None:
-        cfg = repo.config
-        if cfg is None or campaign.sender not in cfg.senders:
-            raise ValueError(f"sender '{campaign.sender}' is not defined in toolkit.yaml")
-        sender = cfg.senders[campaign.sender]
-        if not sender.from_address:
-            raise ValueError(f"sender '{campaign.sender}' has no from_address")
+        sender = sender_profile(repo, campaign)
         self.repo = repo
         self.digest = digest
         from_ = _address(sender.from_name, sender.from_address)
