@@ -32,6 +32,9 @@ def test_demo_sends_to_the_local_relay_and_builds_the_site(example_root: Path,
     summary = next(line for line in lines if line.startswith("sent "))
     messages = int(summary.split(", ")[1].split()[0])
     assert messages > 100
+    # every campaign renders for every bundled contact it reaches (unknown fields guarded)
+    per_campaign = [line for line in lines if ": sent " in line]
+    assert per_campaign and all(", failed 0, " in line for line in per_campaign), per_campaign
     box = mailbox.Maildir(out / "mailbox", create=False)
     assert len(box) == messages
     first = next(iter(box))

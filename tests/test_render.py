@@ -264,7 +264,9 @@ def test_undefined_variable_is_a_render_error_at_its_line(repo_root: Path) -> No
     with pytest.raises(RenderError) as exc:
         render_campaign(repo, repo.campaigns[CID], {"first_name": "Zed"})
     assert (exc.value.file, exc.value.line) == ("templates/appointment-reminder.mjml", 6)
-    assert exc.value.message == "'dict object' has no attribute 'no_such_field'"
+    assert exc.value.message == (
+        "contact.no_such_field is unknown (null or absent) for this recipient; guard it with "
+        "{% if contact.no_such_field is defined %} or {{ contact.no_such_field | default(...) }}")
     assert "Zed" not in str(exc.value)
 
 
@@ -299,7 +301,9 @@ def test_cli_render_reports_template_errors_with_line(repo_root: Path) -> None:
     res = run_campaign("render", CID, "--persona", "alex", root=repo_root)
     assert res.returncode == 2
     assert res.stderr.startswith("Error: templates/appointment-reminder.mjml:5: "
-                                 "'dict object' has no attribute 'nope'\n")
+                                 "contact.nope is unknown (null or absent) for this "
+                                 "recipient; guard it with {% if contact.nope is defined %} "
+                                 "or {{ contact.nope | default(...) }}\n")
     assert "Traceback" not in res.stderr
 
 

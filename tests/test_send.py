@@ -421,7 +421,9 @@ def test_a_recipient_that_cannot_render_fails_alone_and_is_retried(tmp_path: Pat
         again = send(s)
     assert "sent 1, failed 1, unconfirmed 0" in r.stdout
     assert ("  failed 1: render failed: campaigns/appointment-reminder/campaign.yaml:4: "
-            "subject: 'dict object' has no attribute 'first_name'") in r.stdout
+            "subject: contact.first_name is unknown (null or absent) for this recipient; guard "
+            "it with {% if contact.first_name is defined %} or "
+            "{{ contact.first_name | default(...) }}") in r.stdout
     assert "Pat0" not in r.stdout + r.stderr
     assert "sent 0, failed 1, unconfirmed 0" in again.stdout  # not final: tried again
     assert [row[1:] for row in ledger_rows(s.root)].count(("failed", None)) == 1

@@ -9,9 +9,37 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
+
+
+class TemplateContact(dict[str, Any]):
+    """The `contact` a template sees: the record without its null values, so that a null
+    field is exactly as unknown as an absent one (DESIGN.md: "Any field may be null or
+    absent: its value is unknown"). Printing it fails the render rather than showing
+    "None" to a patient; templates guard optional fields with `is defined` or `default`."""
+
+    @classmethod
+    def of(cls, record: dict[str, Any]) -> TemplateContact:
+        return cls((k, v) for k, v in record.items() if v is not None)
+
+
+class ContactUndefined(StrictUndefined):
+    """StrictUndefined whose message, for a contact field, says what to do about it."""
+
+    __slots__ = ()
+
+    @property
+    def _undefined_message(self) -> str:
+        if isinstance(self._undefined_obj, TemplateContact) and isinstance(
+                self._undefined_name, str):
+            name = self._undefined_name
+            return (f"contact.{name} is unknown (null or absent) for this recipient; guard it "
+                    f"with {{% if contact.{name} is defined %}} or "
+                    f"{{{{ contact.{name} | default(...) }}}}")
+        return super()._undefined_message
 
 
 def _date(value: object, fmt: str = "%B %-d, %Y") -> str:
@@ -26,7 +54,7 @@ def _date(value: object, fmt: str = "%B %-d, %Y") -> str:
 def make_env(templates_dir: Path) -> SandboxedEnvironment:
     env = SandboxedEnvironment(
         loader=FileSystemLoader(str(templates_dir)),
-        undefined=StrictUndefined,
+        undefined=ContactUndefined,
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -38,6 +66,6 @@ def make_env(templates_dir: Path) -> SandboxedEnvironment:
 
 def make_string_env() -> SandboxedEnvironment:
     """For subject and preheader: plain text, so no HTML escaping."""
-    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    env = SandboxedEnvironment(undefined=ContactUndefined, autoescape=False)
     env.filters["date"] = _date
     return env

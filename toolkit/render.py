@@ -32,7 +32,7 @@ from jinja2 import FunctionLoader, Template, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
-from toolkit.jinja_env import make_env, make_string_env
+from toolkit.jinja_env import TemplateContact, make_env, make_string_env
 from toolkit.models import Campaign, Repo
 from toolkit.plaintext import html_to_text
 
@@ -267,7 +267,8 @@ def template_context(repo: Repo, campaign: Campaign, contact: dict[str, Any], *,
     assert cfg is not None
     sender = cfg.senders[campaign.sender]
     return {
-        "contact": contact,
+        # a null field is as unknown as an absent one: undefined, never printed as "None"
+        "contact": TemplateContact.of(contact),
         "sender": {
             "from_name": sender.from_name,
             "from_address": sender.from_address,
