@@ -484,6 +484,35 @@ def test_already_sent_comes_from_the_ledger(tmp_path: Path) -> None:
     assert got.returncode == 2 and "AUDIT_KEY" in got.stderr
 
 
+def test_a_ledger_holding_only_failures_is_still_consulted(tmp_path: Path) -> None:
+    """A 5xx refusal is final (the ledger's one rule: send never retries it), so the plan
+    counts it as already-sent even when the ledger holds nothing but failures; a 4xx is
+    retried by send, so the plan keeps it a recipient."""
+    from toolkit.ledger import Change, Ledger
+    from toolkit.pseudonym import pseudonym
+
+    repo_root = make_repo(tmp_path / "repo")
+    src = tmp_path / "c.jsonl"
+    src.write_text(
+        "".join(json.dumps({"email": f"p{i}@example.org", "age": 40}) + "\n" for i in range(5))
+    )
+    refused, deferred = pseudonym("p1@example.org", b"k1"), pseudonym("p2@example.org", b"k1")
+    ledger = Ledger(repo_root / ".campaign")
+    ledger.apply([Change("reminder", p, "pending", digest="sha256:x") for p in (refused, deferred)])
+    ledger.apply([Change("reminder", refused, "failed", code=550, reply="550 no such user"),
+                  Change("reminder", deferred, "failed", code=451, reply="451 try later")])
+    assert ledger.counts("reminder")["sent"] == 0
+    skipped = ledger.skip_set("reminder")  # what a resumed send skips
+    ledger.close()
+    assert skipped == {refused}
+    got = run_campaign("plan", "reminder", "--contacts", str(src), "--format", "json",
+                       root=repo_root, env={"AUDIT_KEY": "k1"})
+    assert got.returncode == 0, got.stderr
+    out = json.loads(got.stdout)
+    assert out["excluded"]["already-sent"] == len(skipped) == 1
+    assert out["recipients"] == 4
+
+
 def test_bad_sources_are_exit_2(tmp_path: Path) -> None:
     repo_root = make_repo(tmp_path / "repo")
     missing = tmp_path / "missing.jsonl"
