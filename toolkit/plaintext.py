@@ -7,6 +7,21 @@ paragraphs, so each MJML component is a paragraph; tables of content (mj-table)
 stay tables. inscriptis honours `display:none` (the hidden preheader stays out).
 Afterwards lines are stripped, blank lines kept to one, and links written
 "label (https://...)", so every link survives in the text part.
+
+Speed (inscriptis is pure Python and was the costliest step of a message): MJML's
+output is layout wrappers (divisions, presentation tables, their rows and cells,
+Outlook comments) around *leaf cells*, the cells of presentation tables holding
+no presentation table, one per component. When everything outside the leaf cells
+is such a wrapper, with no text of its own and no style that could reach the
+cells (`white-space`; `display:none` only drops what it hides), the text of the
+message is the text of each leaf cell, as inscriptis gives it, joined by one blank
+line: each cell is a paragraph, and the paragraphs' margins put at least one blank
+line between them, which the clean-up keeps to one. Each cell is converted on its
+own, and its text kept by the cell's HTML: most cells (the body of a newsletter,
+the footer) are the same for every recipient, or repeated within a message. Any
+other shape is converted whole, as before. tests/test_plaintext.py checks both
+ways give the same text on every example campaign and persona, and on MJML's
+components.
 """
 
 from __future__ import annotations
@@ -16,6 +31,7 @@ import re
 from inscriptis import Inscriptis
 from inscriptis.css_profiles import CSS_PROFILES
 from inscriptis.model.config import ParserConfig
+from lxml import etree
 from lxml import html as lxml_html
 
 _CONFIG = ParserConfig(css=CSS_PROFILES["strict"], display_links=True, display_images=False)
@@ -23,6 +39,16 @@ _CONFIG = ParserConfig(css=CSS_PROFILES["strict"], display_links=True, display_i
 _LINK = re.compile(r"\[([^\[\]]*)\]\(([^()\s]+)\)")
 _BLANKS = re.compile(r"\n{3,}")
 _PARTS = ("tbody", "thead", "tfoot", "tr", "td", "th")
+# what inscriptis's strict profile never displays, and the elements that only lay out
+_HIDDEN_TAGS = frozenset({"head", "link", "meta", "script", "title", "style"})
+_WRAPPER_TAGS = frozenset({"div", "tbody", "thead", "tfoot", "tr"})
+_CELL_TAGS = ("td", "th")
+_MARGINS = frozenset({"margin-top", "margin-bottom", "margin-before", "margin-after"})
+_WHITE_SPACE = frozenset({"white-space"})
+# plain lxml elements: lxml.html's element classes cost a lookup per element visited
+_PARSER = etree.HTMLParser()
+_CACHE_SIZE = 4096  # cell texts kept per process (cleared when full)
+_cells: dict[bytes, str] = {}
 
 
 def _link(m: re.Match[str]) -> str:
@@ -36,7 +62,7 @@ def _link(m: re.Match[str]) -> str:
     return f"{label} ({url})"
 
 
-def _unlayout(table: lxml_html.HtmlElement) -> None:
+def _unlayout(table: etree._Element) -> None:
     """A layout table, its own rows and cells (not nested tables) as blocks."""
     todo = [table]
     while todo:
@@ -45,16 +71,110 @@ def _unlayout(table: lxml_html.HtmlElement) -> None:
         todo.extend(ch for ch in el if isinstance(ch.tag, str) and ch.tag in _PARTS)
 
 
+def _clean(raw: str) -> str:
+    text = _LINK.sub(_link, "\n".join(line.strip() for line in raw.splitlines()))
+    return _BLANKS.sub("\n\n", text).strip()
+
+
+def _convert(tree: etree._Element) -> str:
+    """inscriptis over a (sub)tree whose layout tables are already blocks, cleaned up."""
+    return _clean(Inscriptis(tree, _CONFIG).get_text())
+
+
+def _directives(style: str) -> list[tuple[str, str]]:
+    """The directives of a (lower-cased) style attribute as inscriptis reads them."""
+    out = []
+    for directive in style.split(";"):
+        if ":" in directive:
+            key, value = (s.strip() for s in directive.split(":", 1))
+            out.append((key.replace("-webkit-", ""), value))
+    return out
+
+
+def _sets(style: str | None, keys: frozenset[str]) -> bool:
+    return bool(style) and any(k in keys for k, _ in _directives(style))
+
+
+class _Irregular(Exception):
+    """The HTML is not wrappers around leaf cells: convert it whole."""
+
+
+def _holds_layout(el: etree._Element) -> bool:
+    return any(t.get("role") == "presentation" for t in el.iter("table"))
+
+
+def _leaf_cells(el: etree._Element, out: list[etree._Element]) -> None:
+    """Collect the leaf cells under a wrapper, in document order, or raise _Irregular."""
+    text = el.text
+    if text and not text.isspace():
+        raise _Irregular
+    in_row = el.tag == "tr"
+    for child in el:
+        tail = child.tail
+        if tail and not tail.isspace():
+            raise _Irregular
+        tag = child.tag
+        if not isinstance(tag, str) or tag in _HIDDEN_TAGS:  # comments: Outlook conditionals
+            continue
+        style = child.get("style")
+        if style:
+            style = style.lower()
+            if "display" in style and ("display", "none") in _directives(style):
+                continue  # inscriptis shows nothing of it
+        if in_row and tag in _CELL_TAGS:
+            if not _holds_layout(child):
+                if "margin" in (style or "") and _sets(style, _MARGINS):
+                    raise _Irregular  # its margin could take the blank line away
+                out.append(child)
+                continue
+        elif tag not in _WRAPPER_TAGS and not (tag == "table"
+                                               and child.get("role") == "presentation"):
+            raise _Irregular
+        if "white-space" in (style or "") and _sets(style, _WHITE_SPACE):
+            raise _Irregular  # the cells it holds would inherit it
+        _leaf_cells(child, out)
+
+
+def _cell_text(cell: etree._Element) -> str:
+    cell.tail = None
+    key = etree.tostring(cell)
+    text = _cells.get(key)
+    if text is None:
+        cell.tag = "p"  # as _unlayout makes it; it holds no layout table
+        text = _convert(cell)
+        if len(_cells) >= _CACHE_SIZE:
+            _cells.clear()
+        _cells[key] = text
+    return text
+
+
 def html_to_text(html: str) -> str:
     if not html.strip():
         return ""
-    doc = lxml_html.document_fromstring(html)
+    doc = etree.fromstring(html, _PARSER)
+    body = doc.find("body")
+    cells: list[etree._Element] = []
+    try:
+        if (body is None or len(doc) > 2 or (doc.text or "").strip()
+                or _sets((body.get("style") or "").lower(), _WHITE_SPACE)):
+            raise _Irregular
+        _leaf_cells(body, cells)
+    except _Irregular:
+        return whole_text(doc)
+    texts = [_cell_text(cell) for cell in cells]
+    return "\n\n".join(t for t in texts if t) + "\n"
+
+
+def whole_text(doc: etree._Element | str) -> str:
+    """The whole document converted at once: the reference the per-cell way must equal."""
+    if isinstance(doc, str):
+        if not doc.strip():
+            return ""
+        doc = lxml_html.document_fromstring(doc)
     head = doc.find("head")
     if head is not None:  # styles and metadata only
         doc.remove(head)
     for table in list(doc.iter("table")):
         if table.get("role") == "presentation":
             _unlayout(table)
-    raw = Inscriptis(doc, _CONFIG).get_text()
-    text = _LINK.sub(_link, "\n".join(line.strip() for line in raw.splitlines()))
-    return _BLANKS.sub("\n\n", text).strip() + "\n"
+    return _clean(Inscriptis(doc, _CONFIG).get_text()) + "\n"
