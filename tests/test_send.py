@@ -211,6 +211,53 @@ def test_lint_errors_refuse_the_send(tmp_path: Path) -> None:
     assert "error CANSPAM-005" in r.stderr
 
 
+def _link_view_online(root: Path, url: str | None) -> None:
+    tpl = root / "templates" / f"{CAMPAIGN}.mjml"
+    tpl.write_text(tpl.read_text().replace(
+        "<mj-text>To change it",
+        '<mj-text><a href="{{ view_online_url }}">View online</a></mj-text>\n'
+        "        <mj-text>To change it"))
+    if url is not None:
+        import yaml
+
+        cfg = root / "toolkit.yaml"
+        doc = yaml.safe_load(cfg.read_text())
+        doc["organization"]["view_online_url"] = url
+        cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def test_view_online_link_without_a_configured_url_refuses_the_send(tmp_path: Path) -> None:
+    from toolkit.demo import approve_all
+
+    with sendable(tmp_path, n=2) as s:
+        _link_view_online(s.root, None)
+        approve_all(s.root, tmp_path / "keys2")  # approved, so only lint can refuse it
+        r = send(s)
+        assert s.received == []
+    assert r.returncode == 1
+    assert "  lint: 1 error(s); fix them (run `campaign lint appointment-reminder`):" in r.stderr
+    assert ("error CFG-002 view_online_url does not resolve: toolkit.yaml has no "
+            "organization.view_online_url") in r.stderr
+
+
+def test_view_online_link_carries_the_configured_url(tmp_path: Path) -> None:
+    from toolkit.demo import approve_all
+
+    with sendable(tmp_path, n=2) as s:
+        _link_view_online(s.root, "https://clinic.example.org/messages/{campaign}")
+        approve_all(s.root, tmp_path / "keys2")  # toolkit.yaml's organization is signed
+        r = send(s)
+        assert r.returncode == 0, r.stderr
+        got = [parsed(m.data) for m in s.received]
+    assert len(got) == 2
+    for msg in got:
+        html = msg.get_body(("html",)).get_content()
+        text = msg.get_body(("plain",)).get_content()
+        want = f"https://clinic.example.org/messages/{CAMPAIGN}"
+        assert f'href="{want}"' in html and want in text
+        assert "view.invalid" not in html + text
+
+
 def test_future_schedule_refuses_the_send(tmp_path: Path) -> None:
     with sendable(tmp_path, n=2, schedule="2999-01-01T09:00:00+00:00") as s:
         r = send(s)

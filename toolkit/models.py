@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from toolkit.findings import Pos
 from toolkit.yamlpos import Located
@@ -108,6 +108,17 @@ class Organization(Model):
     # Web fonts the organization hosts itself: {family: https url}. Empty means system fonts only.
     fonts: dict[str, str] = Field(default_factory=dict)
     lang: str = "en"
+    # The web copy of a campaign the organization hosts (templates' `view_online_url`);
+    # `{campaign}` becomes the campaign id. None: templates must not link to one (CFG-002).
+    view_online_url: str | None = None
+
+    @field_validator("view_online_url")
+    @classmethod
+    def _https(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith("https://"):
+            raise ValueError("must be an https:// URL, e.g. "
+                             "https://<your domain>/messages/{campaign}")
+        return url
 
 
 class Sender(Model):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import traceback
+import urllib.parse
 import weakref
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -328,6 +329,17 @@ def render_campaign(repo: Repo, campaign: Campaign, contact: dict[str, Any], *,
     return RenderedMessage(campaign.id, persona, subject, preheader, html, plain, source)
 
 
+def configured_view_online_url(repo: Repo, campaign: Campaign) -> str | None:
+    """The campaign's web copy (`organization.view_online_url`, `{campaign}` filled in),
+    or None when the organization hosts none: lint then refuses templates that link to
+    it (CFG-002), so a real message never carries the preview placeholder."""
+    cfg = repo.config
+    url = cfg.organization.view_online_url if cfg is not None else None
+    if not url:
+        return None
+    return url.replace("{campaign}", urllib.parse.quote(campaign.id, safe=""))
+
+
 def preview_unsubscribe_url(repo: Repo, campaign: Campaign, contact: dict[str, Any]) -> str:
     """The campaign's real unsubscribe URL with a preview token (toolkit.message)."""
     from toolkit.message import preview_token
@@ -351,7 +363,9 @@ def render_preview(repo: Repo, campaign: Campaign, persona: str, *,
     if got is None:
         contact = repo.personas[persona].contact
         got = render_campaign(repo, campaign, contact, persona=persona, now=when, text=text,
-                              unsubscribe_url=preview_unsubscribe_url(repo, campaign, contact))
+                              unsubscribe_url=preview_unsubscribe_url(repo, campaign, contact),
+                              view_online_url=configured_view_online_url(repo, campaign)
+                              or PREVIEW_VIEW_ONLINE_URL)
     elif text and not got.text:
         got = replace(got, text=html_to_text(got.html))
     previews[key] = got

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Iterator
+from typing import Any
 
-from toolkit.findings import Finding, Severity
+from toolkit.findings import Finding, Pos, Severity
 from toolkit.lint import CampaignContext, RepoContext
 from toolkit.rules.base import Rule
 from toolkit.rules.segments import check_segments
@@ -17,6 +18,58 @@ def _from_loader(rule_id: str) -> Callable[[RepoContext], Iterator[Finding]]:
         return iter(())
 
     return check
+
+
+VIEW_ONLINE = "view_online_url"
+
+
+def check_references(ctx: RepoContext) -> Iterator[Finding]:
+    """CFG-002 beyond the loader's: `view_online_url` resolves only when toolkit.yaml sets
+    `organization.view_online_url`; without it a real message would link to a placeholder.
+    One finding per use, owned by each campaign whose content reaches it (the send gate
+    reads its own campaign's findings; lint shows a shared template's once)."""
+    from toolkit.analysis import analyze_campaign
+    from toolkit.jinja_env import make_env, make_string_env
+
+    repo = ctx.repo
+    if repo.config is None or repo.config.organization.view_online_url:
+        return
+    message = ("view_online_url does not resolve: toolkit.yaml has no "
+               "organization.view_online_url; set it to the https address of the campaign's web "
+               "copy (e.g. https://<your domain>/messages/{campaign}), or remove the link")
+    env, string_env = make_env(repo.root / "templates"), make_string_env()
+    for cid in sorted(repo.campaigns):
+        camp = repo.campaigns[cid]
+        analysis = analyze_campaign(repo, camp)
+        if VIEW_ONLINE not in analysis.builtins_used:
+            continue
+        for key in ("subject", "preheader"):
+            text = getattr(camp, key) or ""
+            if VIEW_ONLINE in text and _names_view_online(string_env, text):
+                yield Finding(rule="CFG-002", message=f"{key}: {message}", pos=camp.pos(key),
+                              campaign=cid)
+        for file in analysis.files:
+            tpl = repo.templates.get(file.removeprefix("templates/"))
+            if tpl is None or VIEW_ONLINE not in tpl.source:
+                continue
+            lines = tpl.source.splitlines()
+            for line in _names_view_online(env, tpl.source):
+                col = lines[line - 1].find(VIEW_ONLINE) + 1 if line <= len(lines) else 1
+                yield Finding(rule="CFG-002", message=message, pos=Pos(file, line, max(col, 1)),
+                              campaign=cid)
+
+
+def _names_view_online(env: Any, source: str) -> list[int]:
+    """Lines where a Jinja expression reads `view_online_url` (none if it does not parse:
+    the analysis reports syntax errors)."""
+    from jinja2 import TemplateSyntaxError, nodes
+
+    try:
+        ast = env.parse(source)
+    except TemplateSyntaxError:
+        return []
+    return sorted({n.lineno for n in ast.find_all(nodes.Name)
+                   if n.name == VIEW_ONLINE and n.ctx == "load"})
 
 
 # MJML structure comes from the template; campaigns sharing a template differ in it only
@@ -65,7 +118,12 @@ RULES = (
         fix="Create the referenced file or entry, or correct the name so it matches an existing "
         "one.",
         scope="repo",
-        check=_from_loader("CFG-002"),
+        check=check_references,
+        details="The loader reports names that do not resolve. `view_online_url` in a template, "
+        "subject or preheader resolves only when toolkit.yaml sets "
+        "organization.view_online_url (the "
+        "https address of the campaign's web copy, `{campaign}` replaced by its id): without "
+        "it a real message would link to a placeholder.",
     ),
     Rule(
         id="SEG-001",

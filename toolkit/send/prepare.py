@@ -18,7 +18,7 @@ from toolkit.errors import UserError
 from toolkit.loader import load_repo
 from toolkit.pseudonym import pseudonym
 from toolkit.relay.connection import dot_stuff
-from toolkit.render import RenderError, render_campaign
+from toolkit.render import RenderError, configured_view_online_url, render_campaign
 from toolkit.secrets import secret
 from toolkit.send.dkim import DkimSigner
 from toolkit.send.smime import CertificateError, envelope, load_certificate
@@ -78,6 +78,8 @@ class Preparer:
         self.signer = dkim_signer(repo)
         self.encryption = self.campaign.delivery.encryption
         self.url = cfg.unsubscribe.url
+        # unset: lint (CFG-002) refuses a campaign whose content links to it, so "" is unused
+        self.view_online = configured_view_online_url(repo, self.campaign) or ""
         self.wire = spec.wire
         self.texts = TextCache()
 
@@ -90,7 +92,8 @@ class Preparer:
             url = (self.url.replace("{token}", urllib.parse.quote(token, safe=""))
                    if self.url else "")
             rendered = render_campaign(self.repo, self.campaign, contact, unsubscribe_url=url,
-                                       now=self.now, text=False)
+                                       view_online_url=self.view_online, now=self.now,
+                                       text=False)
             rendered = replace(rendered, text=self.texts.text(rendered.html, token))
             entity = self.builder.build(address=address, rendered=rendered, token=token)
         except RenderError as exc:
