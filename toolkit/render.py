@@ -348,7 +348,14 @@ def preview_unsubscribe_url(repo: Repo, campaign: Campaign, contact: dict[str, A
     url = cfg.unsubscribe.url if cfg is not None else None
     if not url:
         return PREVIEW_UNSUBSCRIBE_URL
-    return url.replace("{token}", preview_token(repo, campaign, contact))
+    # asked by each render and again by the unsubscribe rules: two HMACs each, kept per
+    # repository by what the token depends on (the campaign, the contact's email or id)
+    urls = repo_cache(repo).extra.setdefault("preview_unsubscribe_url", {})
+    key = (campaign.id, str(contact.get("email")), str(contact.get("id")))
+    got = urls.get(key)
+    if got is None:
+        got = urls[key] = url.replace("{token}", preview_token(repo, campaign, contact))
+    return got
 
 
 def render_preview(repo: Repo, campaign: Campaign, persona: str, *,
@@ -372,9 +379,42 @@ def render_preview(repo: Repo, campaign: Campaign, persona: str, *,
     return got
 
 
+def segment_personas(repo: Repo, campaign: Campaign, at: dt.datetime) -> list[str]:
+    """The personas the campaign's segment matches at `at`, in fixture order; none when the
+    segment is missing or cannot be evaluated (lint reports why). Once per repository,
+    segment and moment: campaigns share segments, and compiling one costs a render."""
+    segment = repo.segments.get(campaign.segment)
+    if segment is None:
+        return []
+    matched = repo_cache(repo).extra.setdefault("segment_personas", {})
+    key = (campaign.segment, at.isoformat())
+    got = matched.get(key)
+    if got is None:
+        try:
+            from toolkit.segment_eval import compile_segment
+
+            test = compile_segment(segment, repo.fields, at)
+            got = [name for name, p in repo.personas.items() if test(p.contact)]
+        except Exception:
+            got = []
+        matched[key] = got
+    return list(got)
+
+
+def preview_personas(repo: Repo, campaign: Campaign,
+                     at: dt.datetime | None = None) -> list[str]:
+    """Whom previews are rendered for (DESIGN.md, fixtures): every persona the segment
+    matches at the preview moment, or the first persona when none does."""
+    return (segment_personas(repo, campaign, at or preview_now(campaign))
+            or list(repo.personas)[:1])
+
+
 def render_for_lint(repo: Repo, campaign: Campaign) -> list[RenderedMessage]:
+    """The renders lint checks: the personas `campaign build` shows (`preview_personas`),
+    at the same moment, so the build reuses them. A persona outside the segment is never
+    sent the campaign, and rendering every persona cost lint most of its time."""
     out = []
-    for name in repo.personas:
+    for name in preview_personas(repo, campaign):
         try:
             out.append(render_preview(repo, campaign, name, text=False))
         except RenderError:  # the analysis and check_mjml report why a template cannot render

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from toolkit.findings import Finding, Severity
 from toolkit.models import PURPOSES, Campaign, Repo
-from toolkit.render import RenderError, preview_now, render_preview
+from toolkit.render import RenderError, preview_now, render_preview, segment_personas
 from toolkit.site.preview import offline
 from toolkit.site.words import describe
 
@@ -75,16 +75,8 @@ def choose_personas(repo: Repo, campaign: Campaign, at: dt.datetime) -> tuple[li
     names = list(repo.personas)
     if not names:
         return [], "fixtures/personas.yaml defines no persona, so nothing is rendered."
-    segment = repo.segments.get(campaign.segment)
-    matched: list[str] = []
-    if segment is not None:
-        try:
-            from toolkit.segment_eval import compile_segment
-
-            test = compile_segment(segment, repo.fields, at)
-            matched = [n for n in names if test(repo.personas[n].contact)]
-        except Exception:  # a bad segment is a lint finding; show the first persona
-            matched = []
+    # the same selection as lint's renders (toolkit.render.preview_personas), so they are shared
+    matched = segment_personas(repo, campaign, at)  # a bad segment is a lint finding
     when = at.isoformat(timespec="minutes")
     if matched:
         return matched, f"Rendered for every persona the segment matches at {when}."
