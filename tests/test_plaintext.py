@@ -4,6 +4,7 @@ MJML component; shapes that are not wrappers around cells are converted whole.""
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
@@ -202,6 +203,12 @@ HAND_WRITTEN = {
     "margin on a cell": '<table role="presentation"><tr><td style="margin-top:0">A</td>'
                         '<td style="MARGIN-BOTTOM: 0">B</td></tr></table>',
     "no layout table": "<p>Just <a href='https://clinic.example.org/x'>a page</a></p>",
+    # table parts out of their place are not what _unlayout turns into blocks
+    "row outside a table": '<div><tr><td>A</td></tr></div><table role="presentation"><tr>'
+                           "<td>B</td></tr></table>",
+    "cell right in a table": '<table role="presentation"><td>A</td><td>B</td></table>',
+    "content table around": '<table><tr><td><table role="presentation"><tr><td>A</td>'
+                            "<td>B</td></tr></table></td></tr></table>",
 }
 
 
@@ -238,3 +245,31 @@ def test_kept_texts_are_bounded(monkeypatch: pytest.MonkeyPatch, no_whole: None)
 def test_empty_html() -> None:
     assert html_to_text("") == "" == old_html_to_text("")
     assert html_to_text("  \n") == ""
+
+
+MORE = [
+    '<mj-text align="center" padding-left="40px">Centered <i>it</i>\n  spaced   out</mj-text>',
+    '<mj-text><div style="display:none">hidden</div>shown<br/>next line</mj-text>',
+    "<mj-text><pre>  pre\n   formatted</pre></mj-text>",
+    "<mj-text>[bracket] text](x)</mj-text>",
+    '<mj-image src="https://clinic.example.org/x.png" alt="Alt"></mj-image>',
+    '<mj-button href="https://clinic.example.org/b">https://clinic.example.org/b</mj-button>',
+]
+
+
+def test_mixed_layouts_cell_by_cell(no_whole: None) -> None:
+    # components mixed in columns, groups, heroes and wrappers (a fixed pseudo-random draw)
+    rng = random.Random(7)
+    parts = list(COMPONENTS.values()) + MORE
+    for _ in range(40):
+        body = ""
+        for _ in range(rng.randint(1, 4)):
+            if rng.random() < 0.25:
+                body += rng.choice(list(SECTIONS.values()))
+                continue
+            cols = "".join(
+                "<mj-column>" + "".join(rng.choice(parts) for _ in range(rng.randint(1, 4)))
+                + "</mj-column>" for _ in range(rng.randint(1, 3)))
+            body += f"<mj-section>{cols}</mj-section>"
+        html = _mjml(body)
+        assert html_to_text(html) == old_html_to_text(html), body

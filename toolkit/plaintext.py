@@ -41,7 +41,13 @@ _BLANKS = re.compile(r"\n{3,}")
 _PARTS = ("tbody", "thead", "tfoot", "tr", "td", "th")
 # what inscriptis's strict profile never displays, and the elements that only lay out
 _HIDDEN_TAGS = frozenset({"head", "link", "meta", "script", "title", "style"})
-_WRAPPER_TAGS = frozenset({"div", "tbody", "thead", "tfoot", "tr"})
+# what a wrapper may hold (besides hidden elements and comments), by the wrapper's place:
+# a layout table its row groups and rows, a row group its rows, a row its cells, and the
+# rest (body, division, a cell holding a layout table) divisions and layout tables
+_IN_TABLE = frozenset({"tbody", "thead", "tfoot", "tr"})
+_IN_GROUP = frozenset({"tr"})
+_NOTHING: frozenset[str] = frozenset()  # a row holds cells only
+_IN_BLOCK = frozenset({"div", "table"})
 _CELL_TAGS = ("td", "th")
 _MARGINS = frozenset({"margin-top", "margin-bottom", "margin-before", "margin-after"})
 _WHITE_SPACE = frozenset({"white-space"})
@@ -108,7 +114,10 @@ def _leaf_cells(el: etree._Element, out: list[etree._Element]) -> None:
     text = el.text
     if text and not text.isspace():
         raise _Irregular
-    in_row = el.tag == "tr"
+    parent = el.tag
+    in_row = parent == "tr"
+    allowed = (_IN_TABLE if parent == "table" else _NOTHING if in_row
+               else _IN_GROUP if parent in _IN_TABLE else _IN_BLOCK)
     for child in el:
         tail = child.tail
         if tail and not tail.isspace():
@@ -127,9 +136,8 @@ def _leaf_cells(el: etree._Element, out: list[etree._Element]) -> None:
                     raise _Irregular  # its margin could take the blank line away
                 out.append(child)
                 continue
-        elif tag not in _WRAPPER_TAGS and not (tag == "table"
-                                               and child.get("role") == "presentation"):
-            raise _Irregular
+        elif tag not in allowed or (tag == "table" and child.get("role") != "presentation"):
+            raise _Irregular  # text, content, or a table part out of its place
         if "white-space" in (style or "") and _sets(style, _WHITE_SPACE):
             raise _Irregular  # the cells it holds would inherit it
         _leaf_cells(child, out)
