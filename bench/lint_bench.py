@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import shutil
 import sys
@@ -106,6 +107,8 @@ def main() -> None:
         lint, load, findings, renders = min(runs)
         static = min(time_lint_static(root) for _ in range(args.repeat))
         personas = yaml.safe_load((root / "fixtures" / "personas.yaml").read_text())
+        print(f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, load average "
+              + " ".join(f"{x:.2f}" for x in os.getloadavg()))
         print(f"campaigns: {args.campaigns}, YAML files: {n_files}, findings: {findings}")
         print(f"parse (yaml CSafeLoader): {parse * 1000:8.1f} ms")
         print(f"load_repo:                {load * 1000:8.1f} ms")
