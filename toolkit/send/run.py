@@ -258,11 +258,10 @@ async def _prepared(ctx: _Ctx) -> AsyncIterator[Prepared]:
                     continue
                 batch.append(decision.record)
                 if len(batch) >= BATCH:
-                    await _pending(ctx, batch)
                     await inflight.put(submit(batch))
+                    await asyncio.sleep(0)
                     batch = []
             if batch:
-                await _pending(ctx, batch)
                 await inflight.put(submit(batch))
         except Exception as exc:  # hand it to the consumer, which would otherwise wait forever
             failed: asyncio.Future[list[Prepared]] = loop.create_future()
@@ -274,20 +273,22 @@ async def _prepared(ctx: _Ctx) -> AsyncIterator[Prepared]:
     feeder = asyncio.create_task(feed())
     try:
         while (fut := await inflight.get()) is not None:
-            for item in await fut:
+            items = await fut
+            _pending(ctx, items)
+            for item in items:
                 yield item
         await feeder
     finally:
         feeder.cancel()
 
 
-async def _pending(ctx: _Ctx, batch: list[dict[str, Any]]) -> None:
-    """Admitted recipients enter the ledger as pending (not awaited: FIFO order with the
-    writer guarantees the row exists before its `sending`)."""
+def _pending(ctx: _Ctx, items: list[Prepared]) -> None:
+    """Prepared recipients enter the ledger as pending (not awaited: FIFO order with the
+    writer guarantees the row exists before its `sending`), under the pseudonym the
+    worker computed: the sending process does not compute it again."""
     if ctx.writer is not None:
-        ctx.writer.submit([Change(ctx.campaign.id, ctx.audit.pseudonym(c["email"]), "pending",
-                                  ctx.digest) for c in batch])
-    await asyncio.sleep(0)
+        ctx.writer.submit([Change(ctx.campaign.id, p.pseudonym, "pending", ctx.digest)
+                           for p in items])
 
 
 async def _run(ctx: _Ctx, ledger: Ledger | None, settings: RelaySettings | None,
@@ -309,7 +310,7 @@ async def _run(ctx: _Ctx, ledger: Ledger | None, settings: RelaySettings | None,
         if ledger is None:
             await _build_only(ctx)
         else:
-            ctx.writer = LedgerWriter(ledger, loop)
+            ctx.writer = LedgerWriter(ledger, loop, ctx.audit)
             try:
                 assert settings is not None
                 await _deliver(ctx, settings, relay_cfg)
@@ -347,19 +348,23 @@ async def _deliver(ctx: _Ctx, settings: RelaySettings, relay_cfg: Any) -> None:
     envelope_from = ctx.repo.config.senders[ctx.campaign.sender].from_address or ""
     ready: asyncio.Queue[Prepared | None] = asyncio.Queue(maxsize=relay_cfg.max_connections * 4)
 
-    def record(p: Prepared, status: str, code: int | None, reply: str | None,
-               attempts: int) -> None:
-        ctx.audit.append("recipient", campaign=cid, recipient=p.pseudonym, status=status,
-                         code=code, attempts=attempts, smime=p.encrypted)
-        _count(ctx, status, f"{code} {reply}" if code else reply)
+    def entry(p: Prepared, status: str, code: int | None, attempts: int) -> list[dict[str, Any]]:
+        # the writer thread appends it to the audit log before it commits the outcome
+        return [{"campaign": cid, "recipient": p.pseudonym, "status": status, "code": code,
+                 "attempts": attempts, "smime": p.encrypted}]
 
     async def sender(pool: RelayPool) -> None:
-        while (p := await ready.get()) is not None:
+        p = await ready.get()
+        sending = False  # whether p's `sending` is already committed
+        while p is not None:
             if p.data is None:
-                await writer.submit([Change(cid, p.pseudonym, "failed", digest, None, p.problem)])
-                record(p, "failed", None, p.problem, 0)
+                await writer.submit([Change(cid, p.pseudonym, "failed", digest, None, p.problem)],
+                                    entry(p, "failed", None, 0))
+                _count(ctx, "failed", p.problem)
+                p, sending = await ready.get(), False
                 continue
-            await writer.submit([Change(cid, p.pseudonym, "sending", digest)])
+            if not sending:
+                await writer.submit([Change(cid, p.pseudonym, "sending", digest)])
             try:
                 outcome = await pool.send(sender=envelope_from, recipient=p.address, data=p.data,
                                           stuffed=True)
@@ -369,12 +374,24 @@ async def _deliver(ctx: _Ctx, settings: RelaySettings, relay_cfg: Any) -> None:
                                             scrub(exc.message))])
                 raise
             reply = scrub(outcome.text)
-            # audit first: a kill between the two leaves the row `sending` (so unconfirmed,
-            # never resent by default) and the audit log complete; the other order could
-            # leave an accepted message missing from the audit log
-            record(p, outcome.status, outcome.code, reply, outcome.attempts)
-            await writer.submit([Change(cid, p.pseudonym, outcome.status, digest, outcome.code,
-                                        reply)])
+            changes = [Change(cid, p.pseudonym, outcome.status, digest, outcome.code, reply)]
+            # the next message's `sending` shares this commit when it is at hand: p's
+            # outcome and the next one's `sending` become durable together, before the
+            # next data leaves, and this connection still has one `sending` row at most
+            nxt: Prepared | None = None
+            sending = took = False
+            if not ready.empty():
+                nxt, took = ready.get_nowait(), True
+                if nxt is not None and nxt.data is not None:
+                    changes.append(Change(cid, nxt.pseudonym, "sending", digest))
+                    sending = True
+            # audit first (the writer writes the entry, then commits): a kill between the
+            # two leaves the row `sending` (so unconfirmed, never resent by default) and
+            # the audit log complete; the other order could leave an accepted message
+            # missing from the audit log
+            await writer.submit(changes, entry(p, outcome.status, outcome.code, outcome.attempts))
+            _count(ctx, outcome.status, f"{outcome.code} {reply}" if outcome.code else reply)
+            p = nxt if took else await ready.get()
 
     async def produce(n: int) -> None:
         async for p in _prepared(ctx):
