@@ -209,6 +209,11 @@ HAND_WRITTEN = {
     "cell right in a table": '<table role="presentation"><td>A</td><td>B</td></table>',
     "content table around": '<table><tr><td><table role="presentation"><tr><td>A</td>'
                             "<td>B</td></tr></table></td></tr></table>",
+    # style names as inscriptis looks them up: `-webkit-` dropped anywhere, `_` for `-`
+    "pre wrapper, underscored": '<div style="white_space: pre"><table role="presentation">'
+                                "<tr><td>A  \n B</td></tr></table></div>",
+    "margin on a cell, webkit inside": '<table role="presentation"><tr><td style="mar-webkit-'
+                                       'gin-bottom:0">A</td><td>B</td></tr></table>',
 }
 
 
@@ -230,6 +235,15 @@ def test_hidden_wrappers_and_comments_are_skipped(no_whole: None) -> None:
             '<div><table role="presentation"><tbody><tr><td style="padding:0">Shown</td>'
             '<th>Also</th></tr></tbody></table></div></body></html>')
     assert _convert_fresh(html) == old_html_to_text(html) == "Shown\n\nAlso\n"
+
+
+@pytest.mark.parametrize("style", ["disp-webkit-lay: none", "DISPLAY : NONE;color:red",
+                                   "display:none;display:block"])
+def test_hidden_as_inscriptis_reads_the_style(style: str, no_whole: None) -> None:
+    html = (f'<html><body><div style="{style}"><table role="presentation"><tr><td>hidden'
+            '</td></tr></table></div><table role="presentation"><tr><td>Shown</td></tr>'
+            "</table></body></html>")
+    assert _convert_fresh(html) == old_html_to_text(html) == "Shown\n"
 
 
 def test_kept_texts_are_bounded(monkeypatch: pytest.MonkeyPatch, no_whole: None) -> None:

@@ -49,12 +49,13 @@ _IN_GROUP = frozenset({"tr"})
 _NOTHING: frozenset[str] = frozenset()  # a row holds cells only
 _IN_BLOCK = frozenset({"div", "table"})
 _CELL_TAGS = ("td", "th")
-_MARGINS = frozenset({"margin-top", "margin-bottom", "margin-before", "margin-after"})
-_WHITE_SPACE = frozenset({"white-space"})
+# directive names as inscriptis looks them up (see _directives)
+_MARGINS = frozenset({"margin_top", "margin_bottom", "margin_before", "margin_after"})
+_WHITE_SPACE = frozenset({"white_space"})
 # plain lxml elements: lxml.html's element classes cost a lookup per element visited
 _PARSER = etree.HTMLParser()
 _CACHE_SIZE = 4096  # cell texts kept per process (cleared when full)
-_cells: dict[bytes, str] = {}
+_cells: dict[str, str] = {}
 
 
 def _link(m: re.Match[str]) -> str:
@@ -88,25 +89,41 @@ def _convert(tree: etree._Element) -> str:
 
 
 def _directives(style: str) -> list[tuple[str, str]]:
-    """The directives of a (lower-cased) style attribute as inscriptis reads them."""
+    """The directives of a (lower-cased) style attribute as inscriptis reads them: it
+    applies `key` as the method `attr_<key>`, so `-webkit-` anywhere is dropped and
+    `-` and `_` are the same (`disp-webkit-lay` is `display`, `white_space` white-space)."""
     out = []
     for directive in style.split(";"):
         if ":" in directive:
             key, value = (s.strip() for s in directive.split(":", 1))
-            out.append((key.replace("-webkit-", ""), value))
+            out.append((key.replace("-webkit-", "").replace("-", "_"), value))
     return out
-
-
-def _sets(style: str | None, keys: frozenset[str]) -> bool:
-    return bool(style) and any(k in keys for k, _ in _directives(style))
 
 
 class _Irregular(Exception):
     """The HTML is not wrappers around leaf cells: convert it whole."""
 
 
-def _holds_layout(el: etree._Element) -> bool:
-    return any(t.get("role") == "presentation" for t in el.iter("table"))
+# what a style attribute does to the walk below, kept by its text: MJML writes the same
+# few styles on every wrapper of every message, so each is read once per process (and
+# read in full: no shortcut on the raw text, which `disp-webkit-lay` would defeat)
+_HIDES, _SPACES, _MARGIN = 1, 2, 4
+_style_flags: dict[str, int] = {}
+
+
+def _flags(style: str) -> int:
+    flags = _style_flags.get(style)
+    if flags is None:
+        low = style.lower()
+        directives = _directives(low)
+        keys = {key for key, _ in directives}
+        flags = ((_HIDES if ("display", "none") in directives else 0)
+                 | (_SPACES if keys & _WHITE_SPACE else 0)
+                 | (_MARGIN if keys & _MARGINS else 0))
+        if len(_style_flags) >= _CACHE_SIZE:
+            _style_flags.clear()
+        _style_flags[style] = flags
+    return flags
 
 
 def _leaf_cells(el: etree._Element, out: list[etree._Element]) -> None:
@@ -123,29 +140,33 @@ def _leaf_cells(el: etree._Element, out: list[etree._Element]) -> None:
         if tail and not tail.isspace():
             raise _Irregular
         tag = child.tag
-        if not isinstance(tag, str) or tag in _HIDDEN_TAGS:  # comments: Outlook conditionals
+        if tag.__class__ is not str or tag in _HIDDEN_TAGS:  # comments: Outlook conditionals
             continue
         style = child.get("style")
-        if style:
-            style = style.lower()
-            if "display" in style and ("display", "none") in _directives(style):
-                continue  # inscriptis shows nothing of it
+        flags = _flags(style) if style else 0
+        if flags & _HIDES:
+            continue  # inscriptis shows nothing of it
         if in_row and tag in _CELL_TAGS:
-            if not _holds_layout(child):
-                if "margin" in (style or "") and _sets(style, _MARGINS):
+            # a loop, not any(): this runs for every cell of every message
+            for table in child.iter("table"):
+                if table.get("role") == "presentation":
+                    break  # it holds a layout table: a wrapper, walked below
+            else:
+                if flags & _MARGIN:
                     raise _Irregular  # its margin could take the blank line away
                 out.append(child)
                 continue
         elif tag not in allowed or (tag == "table" and child.get("role") != "presentation"):
             raise _Irregular  # text, content, or a table part out of its place
-        if "white-space" in (style or "") and _sets(style, _WHITE_SPACE):
+        if flags & _SPACES:
             raise _Irregular  # the cells it holds would inherit it
         _leaf_cells(child, out)
 
 
 def _cell_text(cell: etree._Element) -> str:
     cell.tail = None
-    key = etree.tostring(cell)
+    # the cell's markup as its key: serializing to a str is the cheapest faithful form
+    key = etree.tostring(cell, encoding="unicode")
     text = _cells.get(key)
     if text is None:
         cell.tag = "p"  # as _unlayout makes it; it holds no layout table
@@ -164,7 +185,7 @@ def html_to_text(html: str) -> str:
     cells: list[etree._Element] = []
     try:
         if (body is None or len(doc) > 2 or (doc.text or "").strip()
-                or _sets((body.get("style") or "").lower(), _WHITE_SPACE)):
+                or _flags(body.get("style") or "") & _SPACES):
             raise _Irregular
         _leaf_cells(body, cells)
     except _Irregular:
