@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import click
 
@@ -17,10 +20,18 @@ from toolkit.contacts.crypto import (
 from toolkit.errors import UserError
 
 
-def _write_private(out: Path):
-    """Open OUT for writing with mode 0600: it may hold contact data."""
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    return os.fdopen(fd, "wb")
+@contextmanager
+def _write_private(out: Path) -> Iterator[BinaryIO]:
+    """Write OUT with mode 0600 (it may hold contact data), all or nothing: the bytes go
+    to OUT.part, which replaces OUT only when the block finishes without an error."""
+    tmp = out.with_name(out.name + ".part")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            yield f
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _check(src: Path, out: Path) -> None:
@@ -44,13 +55,8 @@ def encrypt(src: Path, out: Path) -> None:
     """Encrypt IN to OUT (name it like contacts.jsonl.enc)."""
     _check(src, out)
     key = data_key()
-    tmp = out.with_name(out.name + ".part")
-    try:
-        with open(src, "rb") as f, _write_private(tmp) as g:
-            encrypt_stream(f, g, key)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with open(src, "rb") as f, _write_private(out) as g:
+        encrypt_stream(f, g, key)
     click.echo(f"encrypted {src} -> {out}", err=True)
 
 
@@ -61,14 +67,9 @@ def decrypt(src: Path, out: Path) -> None:
     """Decrypt IN to OUT (mode 0600); a wrong key or a tampered file writes nothing."""
     _check(src, out)
     key = data_key()
-    tmp = out.with_name(out.name + ".part")
-    try:
-        with DecryptingReader(src, key) as r, _write_private(tmp) as g:
-            while chunk := r.read(1024 * 1024):
-                g.write(chunk)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with DecryptingReader(src, key) as r, _write_private(out) as g:
+        while chunk := r.read(1024 * 1024):
+            g.write(chunk)
     click.echo(f"decrypted {src} -> {out}", err=True)
 
 
