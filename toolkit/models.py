@@ -141,6 +141,10 @@ class Relay(Model):
     max_connections: int = Field(default=8, ge=1, le=256)
     rate_per_second: float = Field(default=50, gt=0)
     timeout_seconds: float = Field(default=30, gt=0)
+    # retries of 4xx replies and failed connections: attempts, and the first backoff
+    # (doubling to 30 s); lower both only where a relay must be given up on quickly
+    retry_attempts: int = Field(default=5, ge=1, le=20)
+    retry_delay_seconds: float = Field(default=0.5, gt=0, le=30)
 
 
 class Unsubscribe(Model):

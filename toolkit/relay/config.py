@@ -1,4 +1,4 @@
-"""RelaySettings from toolkit.yaml's `relays.<name>` and the environment."""
+"""RelaySettings and RetryPolicy from toolkit.yaml's `relays.<name>` and the environment."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from toolkit.errors import UserError
 from toolkit.models import Relay
 from toolkit.relay.connection import RelaySettings
+from toolkit.relay.pool import RetryPolicy
 from toolkit.relay.tls import relay_tls_context
 
 
@@ -32,3 +33,8 @@ def settings_for(relay: Relay, *, root: Path, name: str = "default") -> RelaySet
     return RelaySettings(host=relay.host, port=relay.port, tls=relay.tls,
                          tls_context=relay_tls_context(ca_file=ca_file), username=username,
                          password=password, timeout=relay.timeout_seconds)
+
+
+def retry_for(relay: Relay) -> RetryPolicy:
+    """`retry_attempts` and `retry_delay_seconds` (the first backoff, doubling)."""
+    return RetryPolicy(max_attempts=relay.retry_attempts, base_delay=relay.retry_delay_seconds)

@@ -37,6 +37,7 @@ from toolkit.relay import (
     RetryPolicy,
     settings_for,
 )
+from toolkit.relay.config import retry_for
 from toolkit.secrets import secret
 from toolkit.send.gate import check_gate
 from toolkit.send.ledger_writer import LedgerWriter
@@ -401,7 +402,7 @@ async def _deliver(ctx: _Ctx, settings: RelaySettings, relay_cfg: Any) -> None:
 
     n = relay_cfg.max_connections
     async with RelayPool(settings, max_connections=n, rate_per_second=relay_cfg.rate_per_second,
-                         retry=ctx.options.retry) as pool:
+                         retry=ctx.options.retry or retry_for(relay_cfg)) as pool:
         tasks = [asyncio.create_task(produce(n))] + [
             asyncio.create_task(sender(pool)) for _ in range(n)]
         try:
