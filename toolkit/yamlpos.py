@@ -1,14 +1,18 @@
 """YAML loading that remembers where every value came from.
 
 PyYAML's composer (the C one when available) gives nodes with marks; we turn the
-node tree into plain Python values plus a SourceMap from key paths to positions.
-Schemas then validate plain values, and any error's path maps back to a line.
+node tree into plain Python values and keep the tree beside them in a SourceMap.
+Schemas then validate plain values, and any error's key path maps back to a line.
+
+Positions are looked up only when asked (a finding needs one): the SourceMap follows a
+key path down the node tree and the values in step. Recording every position while
+converting cost as much as parsing the file (bench/lint.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -22,28 +26,55 @@ except AttributeError:  # pragma: no cover - libyaml missing
 
 PathKey = tuple[Any, ...]
 
+_STR = "tag:yaml.org,2002:str"
+_MERGE = "tag:yaml.org,2002:merge"
+
 
 @dataclass(frozen=True)
 class SourceMap:
-    """Positions of values (and of mapping keys) in one file, by key path."""
+    """Positions of values (and of mapping keys) in one file, by key path.
+
+    `root` is the document's node tree and `data` the values converted from it (mappings
+    in key order, no duplicate keys): the i-th key of a dict is the i-th pair of its node.
+    """
 
     file: str
-    values: dict[PathKey, Pos] = field(default_factory=dict)
-    keys: dict[PathKey, Pos] = field(default_factory=dict)
+    root: yaml.Node | None = None
+    data: Any = None
+
+    def _find(self, path: PathKey) -> tuple[yaml.Node | None, yaml.Node | None]:
+        """(deepest value node on path, key node of the last step if it was reached)."""
+        node, data = self.root, self.data
+        knode = None
+        for k in path:
+            knode = None
+            if isinstance(node, yaml.MappingNode) and isinstance(data, dict):
+                try:
+                    if k not in data:
+                        break
+                except TypeError:  # an unhashable path element names no key
+                    break
+                i = next(i for i, key in enumerate(data) if key is k or key == k)
+                knode, node = node.value[i]
+                data = data[k]
+            elif (isinstance(node, yaml.SequenceNode) and isinstance(data, list)
+                  and type(k) is int and 0 <= k < len(data)):
+                node, data = node.value[k], data[k]
+            else:
+                return node, None
+        return node, knode
+
+    def _pos(self, node: yaml.Node | None) -> Pos:
+        return _pos(self.file, node.start_mark if node is not None else None)
 
     def at(self, *path: Any) -> Pos:
         """Position of the value at path, or of its nearest ancestor."""
-        p = tuple(path)
-        while p:
-            if p in self.values:
-                return self.values[p]
-            p = p[:-1]
-        return self.values.get((), Pos(self.file, 1, 1))
+        return self._pos(self._find(tuple(path))[0])
 
     def key_at(self, *path: Any) -> Pos:
         """Position of the key that introduces path (falls back to the value)."""
-        p = tuple(path)
-        return self.keys.get(p) or self.at(*p)
+        node, knode = self._find(tuple(path))
+        return self._pos(knode if knode is not None else node)
 
     def sub(self, *prefix: Any) -> Located:
         return Located(self, tuple(prefix))
@@ -83,42 +114,54 @@ def _pos(file: str, mark: yaml.Mark | None) -> Pos:
     return Pos(file, mark.line + 1, mark.column + 1)
 
 
-def _convert(
-    node: yaml.Node, path: PathKey, smap: SourceMap, ctor: yaml.constructor.SafeConstructor
-) -> Any:
-    smap.values[path] = _pos(smap.file, node.start_mark)
+def _convert(node: yaml.Node, file: str, ctor: yaml.constructor.SafeConstructor) -> Any:
+    # str scalars (most of a repository) are their node's value: what construct_yaml_str
+    # returns, without its bookkeeping
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for knode, vnode in node.value:
-            if knode.tag == "tag:yaml.org,2002:merge":
-                raise YamlError(
-                    "YAML merge keys (<<) are not supported", _pos(smap.file, knode.start_mark)
-                )
-            key = ctor.construct_object(knode, deep=True)
-            if isinstance(key, (list, dict)):
-                raise YamlError(
-                    "a mapping key must be a plain value", _pos(smap.file, knode.start_mark)
-                )
+            ktag = knode.tag
+            if ktag == _STR and type(knode) is yaml.ScalarNode:
+                key = knode.value
+            else:
+                if ktag == _MERGE:
+                    raise YamlError(
+                        "YAML merge keys (<<) are not supported", _pos(file, knode.start_mark)
+                    )
+                key = ctor.construct_object(knode, deep=True)
+                if isinstance(key, (list, dict)):
+                    raise YamlError(
+                        "a mapping key must be a plain value", _pos(file, knode.start_mark)
+                    )
             if key in out:
-                raise YamlError(f"duplicate key '{key}'", _pos(smap.file, knode.start_mark))
-            smap.keys[(*path, key)] = _pos(smap.file, knode.start_mark)
-            out[key] = _convert(vnode, (*path, key), smap, ctor)
+                raise YamlError(f"duplicate key '{key}'", _pos(file, knode.start_mark))
+            if vnode.tag == _STR and type(vnode) is yaml.ScalarNode:
+                out[key] = vnode.value
+            else:
+                out[key] = _convert(vnode, file, ctor)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_convert(item, (*path, i), smap, ctor) for i, item in enumerate(node.value)]
+        return [
+            item.value
+            if item.tag == _STR and type(item) is yaml.ScalarNode
+            else _convert(item, file, ctor)
+            for item in node.value
+        ]
+    if node.tag == _STR and type(node) is yaml.ScalarNode:
+        return node.value
     return ctor.construct_object(node, deep=True)
 
 
 def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
     """Parse one YAML document. Raises YamlError with the position of a syntax error."""
-    smap = SourceMap(file)
     try:
         loader = _Loader(text)
         try:
             node = loader.get_single_node()
             if node is None:
-                return None, smap
-            return _convert(node, (), smap, loader), smap
+                return None, SourceMap(file)
+            data = _convert(node, file, loader)
+            return data, SourceMap(file, node, data)
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as exc:
