@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from toolkit.contact import normalize_contact
 from toolkit.errors import UserError
 from toolkit.findings import Finding, Pos
+from toolkit.limits import MAX_TEMPLATE_BYTES, MAX_YAML_BYTES, BadFile, read_text
 from toolkit.models import (
     OPERATORS,
     PURPOSES,
@@ -66,9 +67,9 @@ class Loader:
     def read_yaml(self, path: Path) -> tuple[Any, SourceMap] | None:
         rel = self.rel(path)
         try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            self.problem(CFG_SCHEMA, "file is not UTF-8 text; save it as UTF-8", Pos(rel))
+            text = read_text(path, MAX_YAML_BYTES, "YAML file", inside=self.root)
+        except BadFile as exc:
+            self.problem(CFG_SCHEMA, exc.message, Pos(rel, exc.line))
             return None
         try:
             data, smap = load_yaml(text, rel)
@@ -253,13 +254,10 @@ def load_repo(root: Path) -> tuple[Repo, list[Finding]]:
         for path in sorted(tdir.rglob("*.mjml")):
             name = path.relative_to(tdir).as_posix()
             try:
-                templates[name] = Template(
-                    name=name, file=ld.rel(path), source=path.read_text(encoding="utf-8")
-                )
-            except UnicodeDecodeError:
-                ld.problem(
-                    CFG_SCHEMA, "template is not UTF-8 text; save it as UTF-8", Pos(ld.rel(path))
-                )
+                source = read_text(path, MAX_TEMPLATE_BYTES, "template", inside=root)
+                templates[name] = Template(name=name, file=ld.rel(path), source=source)
+            except BadFile as exc:
+                ld.problem(CFG_SCHEMA, exc.message, Pos(ld.rel(path), exc.line))
 
     campaigns: dict[str, Campaign] = {}
     cdir = root / "campaigns"

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from toolkit.findings import Pos
+from toolkit.limits import MAX_YAML_DEPTH, MAX_YAML_VALUES
 
 try:
     _Loader: type = yaml.CSafeLoader
@@ -155,11 +156,14 @@ def _convert(node: yaml.Node, file: str, ctor: yaml.constructor.SafeConstructor)
 def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
     """Parse one YAML document. Raises YamlError with the position of a syntax error."""
     try:
+        if len(text) > _SHALLOW_TEXT:
+            _check_depth_events(text, file)  # before libyaml's composer recurses in C
         loader = _Loader(text)
         try:
             node = loader.get_single_node()
             if node is None:
                 return None, SourceMap(file)
+            _check_shape(node, file)
             data = _convert(node, file, loader)
             return data, SourceMap(file, node, data)
         finally:
@@ -170,6 +174,57 @@ def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
         raise YamlError(f"YAML syntax: {problem}", _pos(file, mark)) from None
     except yaml.YAMLError as exc:  # pragma: no cover - unmarked errors are rare
         raise YamlError(f"YAML syntax: {exc}", Pos(file, 1, 1)) from None
+
+
+# Hostile documents (toolkit/limits.py). libyaml's composer recurses in C without a
+# limit and crashed the process at about 50,000 levels of nesting; a text of up to 8 KiB
+# cannot nest 8,000 levels (two bytes a level, one for an unclosed flow list), which it
+# survived, so only longer texts are checked from the parser's events first.
+_SHALLOW_TEXT = 8 * 1024
+
+
+def _too_deep(file: str, mark: yaml.Mark | None) -> YamlError:
+    return YamlError(f"nested more than {MAX_YAML_DEPTH} levels deep (the limit, "
+                     "docs/format.md \"Limits\"); flatten the structure", _pos(file, mark))
+
+
+def _check_depth_events(text: str, file: str) -> None:
+    loader = _Loader(text)
+    try:
+        depth = 0
+        while (event := loader.get_event()) is not None:
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    raise _too_deep(file, event.start_mark)
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    finally:
+        loader.dispose()
+
+
+def _check_shape(root: yaml.Node, file: str) -> None:
+    """Depth and number of values with aliases expanded, without recursion: an alias bomb
+    ("billion laughs") is refused after MAX_YAML_VALUES steps, at the line of the top-level
+    entry that expands it, instead of being converted into billions of values."""
+    count = 0
+    stack: list[tuple[yaml.Node, int, yaml.Node]] = [(root, 1, root)]
+    while stack:
+        node, depth, top = stack.pop()
+        count += 1
+        if count > MAX_YAML_VALUES:
+            raise YamlError(f"more than {MAX_YAML_VALUES:,} values once aliases (*name) are "
+                            "expanded (the limit, docs/format.md \"Limits\"); write the "
+                            "values out or use fewer aliases", _pos(file, top.start_mark))
+        if depth > MAX_YAML_DEPTH and not isinstance(node, yaml.ScalarNode):
+            raise _too_deep(file, node.start_mark)  # as the events count: collections
+        if isinstance(node, yaml.MappingNode):
+            for knode, vnode in node.value:
+                inner = vnode if depth == 1 else top
+                stack.append((knode, depth + 1, inner))
+                stack.append((vnode, depth + 1, inner))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, depth + 1, item if depth == 1 else top) for item in node.value)
 
 
 def iter_paths(data: Any, path: PathKey = ()) -> Iterable[tuple[PathKey, Any]]:

@@ -1,0 +1,118 @@
+"""Limits on what a campaign repository's files may make the toolkit do.
+
+Campaign files come from pull requests, so from anyone who can open one. Each limit
+bounds the time and memory one hostile file can cost `lint`, `build`, `render` and
+`send`, and sits far above anything a real campaign needs (the figures below are
+measured on the example repository). Exceeding one is a finding or an error that names
+the file and line (docs/format.md, "Limits"); none is configurable, so that a pull
+request cannot raise them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+KIB = 1024
+MIB = 1024 * KIB
+
+# One YAML file (toolkit.yaml, campaign.yaml, segments, policy, personas). The largest
+# real one is personas.yaml, a few KB for dozens of personas; 1 MiB leaves 100x room and
+# still parses and converts (with positions) in well under a second.
+MAX_YAML_BYTES = 1 * MIB
+
+# One template or partial. The example's largest is under 4 KB. Gmail clips a message's
+# whole HTML at 102,000 bytes (MBX-SIZE-001), and MJML only grows when compiled, so a
+# template source over 256 KiB can never make an unclipped message.
+MAX_TEMPLATE_BYTES = 256 * KIB
+
+# Nesting of mappings and lists in one YAML document. The deepest real structure is a
+# segment's `where` (all/any/not, two YAML levels per condition level): 64 allows about
+# thirty condition levels, and keeps the recursive conversion far from Python's
+# recursion limit (1,000 frames).
+MAX_YAML_DEPTH = 64
+
+# Values (mappings, lists, scalars) in one YAML document once aliases are expanded. An
+# alias bomb ("billion laughs") is a few hundred bytes that expand to billions of values;
+# a 1 MiB file without aliases holds at most a few hundred thousand, a real one a few
+# thousand. 200,000 converted values cost about 0.3 s and 100 MB with their positions.
+MAX_YAML_VALUES = 200_000
+
+# What one render of a template may produce, in characters: Jinja's output (the MJML),
+# counted as it is produced, including text captured by a macro or `{% set %}` block
+# (which counts again when printed). Ten times Gmail's clipping threshold; compiling,
+# inlining and linting 1 MiB of MJML takes under a second. The same bound holds for any
+# one value a template builds (a string, a list): it could not be printed anyway.
+MAX_RENDER_CHARS = 1 * MIB
+
+# Items in one `range()`. Jinja's sandbox allows 100,000; a template loops over a few
+# dozen things at most (its own lists, never the contact base), so 10,000 is plenty.
+MAX_RANGE = 10_000
+
+# Steps of one render: loop iterations plus calls (macros, methods, `loop()` of a
+# recursive loop). Bounds templates that loop or recurse without producing output, e.g.
+# nested loops or a macro calling itself twice per level; the example's templates take
+# under 200.
+MAX_RENDER_STEPS = 100_000
+
+# Bits of an integer a template computes with `**`: Python refuses to print an integer
+# of more than 4,300 digits (about 14,300 bits) anyway, while 10 ** 10 ** 10 would run
+# for hours before that.
+MAX_INT_BITS = 16_384
+
+
+class LimitExceeded(Exception):
+    """A render went past one of the limits above. The message says which limit and what
+    to do; it never quotes a value."""
+
+
+class BadFile(ValueError):
+    """A repository file that cannot be read as text: `message` (which never quotes the
+    file's content) and the 1-based `line` it concerns."""
+
+    def __init__(self, message: str, line: int = 1):
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+def read_text(path: Path, max_bytes: int, what: str, *, inside: Path | None = None) -> str:
+    """A repository file as text, refusing what a hostile pull request could hide in it:
+    a symbolic link that leads out of `inside` (a resolved folder: the repository), more
+    than `max_bytes`, bytes that are not UTF-8, a NUL byte. A UTF-8 byte order mark is
+    dropped (editors on Windows write one). Raises BadFile (or OSError)."""
+    with path.open("rb") as fh:
+        if inside is not None and not _within(_real_path(fh.fileno(), path), inside):
+            # a file linked to /etc/passwd or to a CI secret would otherwise be read,
+            # rendered into the previews and posted on the pull request
+            raise BadFile(f"{what} is a symbolic link to a file outside the repository; "
+                          "replace the link with the file itself")
+        data = fh.read(max_bytes + 1)  # one byte over the limit: a 10 GB file costs nothing
+    if len(data) > max_bytes:
+        raise BadFile(f"{what} is larger than {max_bytes // KIB} KiB, the limit for one {what} "
+                      "(docs/format.md, \"Limits\"); split or shorten it")
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadFile(f"{what} is not UTF-8 text; save it as UTF-8",
+                      data.count(b"\n", 0, exc.start) + 1) from None
+    nul = text.find("\0")
+    if nul >= 0:
+        raise BadFile(f"{what} contains a NUL byte, which is not text; remove it",
+                      text.count("\n", 0, nul) + 1)
+    return text
+
+
+def _real_path(fd: int, path: Path) -> str:
+    """Where an open file really is: one readlink of /proc/self/fd on Linux (a tenth of
+    resolving every component of the path), the resolved path elsewhere."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return os.path.realpath(path)
+
+
+def _within(real: str, folder: Path) -> bool:
+    return real.startswith(str(folder).rstrip(os.sep) + os.sep)
