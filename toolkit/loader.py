@@ -53,6 +53,7 @@ class Loader:
         self._prefix = str(root).rstrip(os.sep) + os.sep
         self.findings: list[Finding] = []
         self.documents: dict[str, Any] = {}
+        self.texts: dict[str, str] = {}
 
     def rel(self, path: Path) -> str:
         # string slicing: pathlib's relative_to cost more than parsing a small file
@@ -71,6 +72,7 @@ class Loader:
         except BadFile as exc:
             self.problem(CFG_SCHEMA, exc.message, Pos(rel, exc.line))
             return None
+        self.texts[rel] = text
         try:
             data, smap = load_yaml(text, rel)
         except YamlError as exc:
@@ -329,6 +331,7 @@ def load_repo(root: Path) -> tuple[Repo, list[Finding]]:
         authorizations=authorizations,
         personas=personas,
         documents=ld.documents,
+        texts=ld.texts,
     )
     _check_references(repo, ld.problem)
     return repo, ld.findings

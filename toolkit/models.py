@@ -415,6 +415,9 @@ class Repo:
     personas: dict[str, Persona]
     # canonical (whitespace-free) data of every YAML file, by path relative to root; for digests
     documents: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # the text of every YAML file read (even one that did not parse), by relative path: what
+    # lint's CNT-002 scan and the lint cache's keys read, instead of reading files again
+    texts: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def base_purpose(self, purpose: str | None) -> str | None:
         """The built-in purpose an organization purpose maps onto (or itself)."""

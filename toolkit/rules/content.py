@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 from toolkit.analysis import TagUse, analyze_campaign
 from toolkit.findings import Finding, Pos, Severity
 from toolkit.lint import CampaignContext, RepoContext
+from toolkit.models import Repo
 from toolkit.rules.base import Rule, finding
 from toolkit.rules.phi import PART_NAMES, field_class
 from toolkit.rules.tracking import host_in, images_without_alt
@@ -144,8 +144,8 @@ def check_hard_coded_identifiers(ctx: RepoContext) -> Iterator[Finding]:
     files: list[tuple[str, str, str | None]] = []
     files += [(t.file, t.source, None) for t in repo.templates.values()]
     for cid, camp in repo.campaigns.items():
-        files.append((camp.file, _read(repo.root, camp.file), cid))
-    files += [(seg.file, _read(repo.root, seg.file), None) for seg in repo.segments.values()]
+        files.append((camp.file, _read(repo, camp.file), cid))
+    files += [(seg.file, _read(repo, seg.file), None) for seg in repo.segments.values()]
     for rel, text, cid in files:
         for pos, what in _scan_text(rel, text, verified, patterns):
             yield finding("CNT-002", f"hard-coded identifier: {what}; remove it (identifiers "
@@ -154,9 +154,13 @@ def check_hard_coded_identifiers(ctx: RepoContext) -> Iterator[Finding]:
     yield from _check_personas(ctx, verified)
 
 
-def _read(root: Path, rel: str) -> str:
+def _read(repo: Repo, rel: str) -> str:
+    """The text the loader read (the same bytes it loaded), else the file on disk."""
+    text = repo.texts.get(rel)
+    if text is not None:
+        return text
     try:
-        return (root / rel).read_text(encoding="utf-8")
+        return (repo.root / rel).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return ""
 
