@@ -57,9 +57,17 @@ WORKERS_FROM = 1000  # fewer recipients than this render in-process (no worker s
 _EMAIL = re.compile(r"[^\s@<>\"'(),;:]+@[^\s@<>\"'(),;:]+")
 
 
-def scrub(text: str | None) -> str | None:
-    """Relay replies may quote the recipient's address: never store or log it."""
-    return _EMAIL.sub("<address>", text)[:200] if text else text
+def scrub(text: str | None, address: str = "") -> str | None:
+    """Relay replies may quote the recipient's address, or name the mailbox by its local
+    part alone ("mailbox jane.doe is full"): never store or log either."""
+    if not text:
+        return text
+    text = _EMAIL.sub("<address>", text)
+    local = address.rpartition("@")[0]
+    if local:  # as a whole word only: a short local part must not mangle the reply
+        text = re.sub(rf"(?<![\w+-]){re.escape(local)}(?![\w+-])", "<address>", text,
+                      flags=re.IGNORECASE)
+    return text[:200]
 
 
 @dataclass(frozen=True)
@@ -374,7 +382,7 @@ async def _deliver(ctx: _Ctx, settings: RelaySettings, relay_cfg: Any) -> None:
                 await writer.submit([Change(cid, p.pseudonym, "failed", digest, None,
                                             scrub(exc.message))])
                 raise
-            reply = scrub(outcome.text)
+            reply = scrub(outcome.text, p.address)
             changes = [Change(cid, p.pseudonym, outcome.status, digest, outcome.code, reply)]
             # the next message's `sending` shares this commit when it is at hand: p's
             # outcome and the next one's `sending` become durable together, before the

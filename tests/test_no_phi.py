@@ -1,0 +1,482 @@
+"""No PHI where it must not be (issue 8, item 5).
+
+Contacts carry marker values (tests/no_phi_helpers.py) in every identifier and clinical
+field of the repository's policy/fields.yaml, in an unknown field, and in the fields the
+template shows. Every command that touches them runs, with good and bad input and with
+--debug: lint, build, render, plan (three formats, four kinds of source), send --dry-run
+--out, send (through a real TLS relay that refuses some recipients with 550 and defers
+others with 451), a resumed send, audit verify and report, the one-click unsubscribe
+endpoint, suppress import-mbox and import-dsn with the delivered mail coming back, and
+`data encrypt|decrypt` errors. Then the whole tmp tree is scanned, file by file (a new
+output file is covered without a change here), with every stdout and stderr: only the
+delivered messages, the --dry-run .eml files and the contact files themselves may hold a
+marker; the delivered messages must hold the ones the template shows.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as dt
+import email
+import gzip
+import io
+import json
+import mailbox
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage, Message
+from email.mime.message import MIMEMessage
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import yaml
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from no_phi_helpers import Markers, Scan, email_marker, marker
+from send_helpers import CAMPAIGN, sendable
+
+from toolkit.demo import approve_all
+from toolkit.relay.local import StoringHandler
+from toolkit.suppression import FILE_NAME
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD = 6  # recipients with every marker; +4 is refused (550), +5 deferred (451)
+REFUSED, DEFERRED = email_marker(4), email_marker(5)
+SHOWN = ("first_name", "last_name", "department", "treating_physician")  # in the template
+EXTRA_FIELDS = {  # identifiers the example schema lacks; the brief names them
+    "street_address": {"type": "string", "class": "identifier"},
+    "insurance_member_id": {"type": "string", "class": "identifier"},
+    "ssn": {"type": "string", "class": "identifier"},
+    "diagnosis_text": {"type": "string", "class": "clinical"},
+}
+class RefusingHandler(StoringHandler):
+    """Refuses one recipient for good (quoting the address, as Postfix does) and defers
+    another (naming the mailbox by its local part): a reply may carry the address."""
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        if address == REFUSED:
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        if address == DEFERRED:  # some servers name the mailbox by its local part alone
+            return f"451 4.3.0 mailbox {address.split('@')[0]} is busy, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+@dataclass
+class Run:
+    args: tuple[str, ...]
+    code: int
+    stdout: str
+    stderr: str
+    seconds: float = 0.0
+
+
+@dataclass
+class World:
+    tmp: Path
+    root: Path
+    markers: Markers
+    inputs: Path  # contact files and mail coming back: contact data by design
+    dry_out: Path
+    runs: list[Run] = field(default_factory=list)
+    delivered: list[bytes] = field(default_factory=list)
+    dry_emls: list[Path] = field(default_factory=list)
+    bounced: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+
+    def run(self, *args: str, expect: int | None = 0, env: dict[str, str] | None = None) -> Run:
+        t0 = time.perf_counter()
+        p = subprocess.run([sys.executable, "-m", "toolkit", "--root", str(self.root), *args],
+                           capture_output=True, text=True, timeout=120,
+                           env={**self.env, **(env or {})})
+        r = Run(args, p.returncode, p.stdout, p.stderr, time.perf_counter() - t0)
+        self.runs.append(r)
+        if expect is not None:
+            assert p.returncode == expect, (args, p.returncode, p.stdout, p.stderr)
+        assert "Traceback" not in p.stderr or "--debug" in args, (args, p.stderr)
+        return r
+
+
+# --- the repository and the contacts -------------------------------------------------------
+
+
+def _edit_repo(root: Path, appointment: dt.datetime) -> None:
+    cfg = yaml.safe_load((root / "toolkit.yaml").read_text(encoding="utf-8"))
+    cfg["relays"]["default"].update(retry_attempts=3, retry_delay_seconds=0.01)  # the 451s
+    (root / "toolkit.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    fields = yaml.safe_load((ROOT / "policy" / "fields.yaml").read_text(encoding="utf-8"))
+    fields["fields"].update(EXTRA_FIELDS)
+    (root / "policy" / "fields.yaml").write_text(yaml.safe_dump(fields, sort_keys=False))
+    (root / "segments" / "upcoming-appointments.yaml").write_text(
+        "description: Patients with an appointment in the next 7 days\n"
+        "where:\n  all:\n"
+        "    - {field: next_appointment, op: within_days, value: 7}\n"
+        '    - {field: care_status, op: "!=", value: discharged}\n'
+        "    - {field: first_name, op: exists}\n"
+        '    - not: {field: deceased, op: "==", value: true}\n')
+    tpl = root / "templates" / f"{CAMPAIGN}.mjml"
+    tpl.write_text(tpl.read_text().replace(
+        "Hello {{ contact.first_name }},",
+        "Hello {{ contact.first_name }} {{ contact.last_name }},").replace(
+        "{{ contact.next_appointment | date }}.",
+        '{{ contact.next_appointment | date("%B %-d, %Y at %H:%M") }} with '
+        "{{ contact.treating_physician }} ({{ contact.department }})."))
+    cfile = root / "campaigns" / CAMPAIGN / "campaign.yaml"
+    doc = yaml.safe_load(cfile.read_text())
+    doc["phi_fields"] = [*SHOWN, "next_appointment"]
+    cfile.write_text(yaml.safe_dump(doc, sort_keys=False))
+    personas = root / "fixtures" / "personas.yaml"
+    doc = yaml.safe_load(personas.read_text())
+    doc["alex"].update(last_name="Example", department="Cardiology",
+                       treating_physician="Dr. Persona", next_appointment=PERSONA_VISIT)
+    personas.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+PERSONA_VISIT = "2026-11-27T09:30:00+00:00"  # within 7 days of the preview moment
+
+
+def _records(m: Markers) -> list[Any]:
+    """Good recipients with every marker, then records each path must refuse or skip."""
+    good = [{"id": f"c-{i}", "email": email_marker(i), **m.values, "deceased": False}
+            for i in range(GOOD)]
+    bad: list[Any] = [
+        {**good[0], "id": "dup", "email": email_marker(0).upper()},  # duplicate
+        {**good[0], "id": "cc", "email": email_marker(90), "no_email": True},
+        {**good[0], "id": "bad-email", "email": marker("email-invalid")},
+        {**good[0], "id": "unknown-key", "email": email_marker(91),
+         "favourite_food": marker("unknown-field")},
+        {**good[0], "id": "no-last-name", "email": email_marker(92), "last_name": None},
+        {**good[0], "id": "unmatched", "email": email_marker(93), "deceased": True},
+        # a date the segment cannot place (year 1, east of UTC): not matched, no error
+        {**good[0], "id": "odd-date", "email": email_marker(94),
+         "next_appointment": "0001-01-01T00:00:00+14:00"},
+        ["not", "an", "object", marker("array")],
+    ]
+    # a wrong type in each field that is not a string: the marker where a value should be
+    for name in [*m.dates, *m.untyped, *(k for k, v in m.values.items() if isinstance(v, list)),
+                 "age", "authorizations", "no_email"]:
+        bad.append({**good[1], "id": f"type-{name}", "email": email_marker(95),
+                    name: marker(f"wrongtype-{name}")})
+    return good + bad
+
+
+def _write_sources(inputs: Path, records: list[Any]) -> dict[str, Path]:
+    lines = [json.dumps(r) for r in records]
+    lines.append('{"id": "broken", "email": "' + email_marker(96) + '", "first_name": "'
+                 + marker("broken-json"))  # not valid JSON
+    jsonl = inputs / "contacts.jsonl"
+    jsonl.write_text("\n".join(lines) + "\n")
+    # CSV and SQLite: the same good records plus cells of the wrong type
+    dicts = [r for r in records if isinstance(r, dict) and "favourite_food" not in r]
+    cols = sorted({k for r in dicts for k in r})
+    def cell(v: Any) -> Any:
+        if isinstance(v, list):
+            return "|".join(map(str, v)) if all(isinstance(x, str) for x in v) else json.dumps(v)
+        return "" if v is None else v if not isinstance(v, bool) else str(v).lower()
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(cols)
+    for r in dicts:
+        w.writerow([cell(r.get(c)) for c in cols])
+    buf.write('c-x,"' + marker("unbalanced-quote") + "\n")  # unbalanced quotes
+    csvp = inputs / "contacts.csv"
+    csvp.write_text(buf.getvalue())
+    db = inputs / "contacts.db"
+    con = sqlite3.connect(db)
+    con.execute(f"CREATE TABLE contacts ({', '.join(cols)})")
+    con.executemany(f"INSERT INTO contacts VALUES ({', '.join('?' * len(cols))})",
+                    [[cell(r.get(c)) for c in cols] for r in dicts])
+    con.commit()
+    con.close()
+    return {"jsonl": jsonl, "csv": csvp, "sqlite": db}
+
+
+# --- mail coming back ----------------------------------------------------------------------
+
+
+def _returned(world: World, i: int) -> EmailMessage:
+    raw = next(d for d in world.delivered if email_marker(i).encode() in d)
+    return email.message_from_bytes(raw, policy=policy.default)  # type: ignore[return-value]
+
+
+def _unsubscribe_mail(world: World) -> Path:
+    orig = _returned(world, 1)
+    lu = orig["List-Unsubscribe"]
+    token = lu.split("unsubscribe%20")[1].split(">")[0] if "unsubscribe%20" in lu else ""
+    quoted = "> " + orig.get_body(("plain",)).get_content().replace("\n", "\n> ")
+    greeting = f"Dear clinic, this is {marker('first_name')} {marker('last_name')}."
+    msgs = []
+    for subject, body in ((f"unsubscribe {token}", quoted), ("please stop", greeting),
+                          (f"unsubscribe {token[:-6]}AAAAAA", greeting)):
+        msg = EmailMessage()
+        msg["From"] = f"{marker('first_name')} {marker('last_name')} <{email_marker(1)}>"
+        msg["To"] = "unsubscribe@clinic.example.org"
+        msg["Subject"] = subject
+        msg.set_content(body)
+        msgs.append(msg)
+    return _mbox(world.inputs / "unsubscribe.mbox", msgs)
+
+
+def _reports(world: World) -> Path:
+    world.bounced = email_marker(2)
+    dsn = MIMEMultipart("report", report_type="delivery-status")
+    dsn["From"] = "MAILER-DAEMON@mx.example.net"
+    dsn["Subject"] = "Undelivered Mail Returned to Sender"
+    dsn.attach(MIMEText(f"<{world.bounced}>: host said: 550 user unknown ("
+                        f"{marker('first_name')})\n"))
+    per_msg, block = Message(), Message()
+    per_msg["Reporting-MTA"] = "dns; mx.example.net"
+    block["Final-Recipient"] = f"rfc822; {world.bounced}"
+    block["Action"] = "failed"
+    block["Status"] = "5.1.1"
+    status = Message()
+    status["Content-Type"] = "message/delivery-status"
+    status.set_payload([per_msg, block])
+    dsn.attach(status)
+    dsn.attach(MIMEMessage(_returned(world, 2)))
+    arf = MIMEMultipart("report", report_type="feedback-report")
+    arf["From"] = "feedback@provider.example.net"
+    arf["Subject"] = "Complaint"
+    arf.attach(MIMEText("This is an email abuse report.\n"))
+    fb = Message()
+    fb["Feedback-Type"] = "abuse"
+    fb["Version"] = "1"
+    arf.attach(MIMEMessage(fb, "feedback-report"))
+    arf.attach(MIMEMessage(_returned(world, 3)))  # recipient redacted: matched by token
+    return _mbox(world.inputs / "reports.mbox", [dsn, arf])
+
+
+def _mbox(path: Path, msgs: list[Message]) -> Path:
+    box = mailbox.mbox(path)
+    for m in msgs:
+        box.add(m)
+    box.close()
+    return path
+
+
+def _one_click(world: World) -> None:
+    """The endpoint as deployed (`campaign unsubscribe-server`), its logs captured."""
+    orig = _returned(world, 0)
+    https = next(u.strip(" <>") for u in orig["List-Unsubscribe"].split(",")
+                 if u.strip().startswith("<https://"))
+    args = ("unsubscribe-server", "--port", "0")
+    p = subprocess.Popen([sys.executable, "-m", "toolkit", "--root", str(world.root), *args],
+                         stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                         env=world.env)
+    try:
+        assert p.stderr is not None
+        first = p.stderr.readline()
+        base = first.split("http://")[1].split("/")[0]
+        second = p.stderr.readline()
+        path = urlsplit(https).path
+        got = httpx.get(f"http://{base}{path}")
+        posted = httpx.post(f"http://{base}{path}", data={"List-Unsubscribe": "One-Click"})
+        assert (posted.status_code, posted.text) == (200, "Unsubscribed.\n")
+        bad = httpx.post(f"http://{base}{path[:-4]}AAAA",
+                         data={"List-Unsubscribe": "One-Click"})
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    world.runs.append(Run(args, p.returncode, out + got.text + bad.text, first + second + err))
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    tmp = tmp_path_factory.mktemp("nophi")
+    appointment = (dt.datetime.now(dt.UTC) + dt.timedelta(days=5)).replace(
+        hour=7, minute=13, second=29, microsecond=0)
+    with sendable(tmp, approve=False, handler=RefusingHandler(), records=[]) as s:
+        _edit_repo(s.root, appointment)
+        approve_all(s.root, tmp / "keys")
+        m = Markers.for_schema(s.root / "policy" / "fields.yaml", appointment=appointment)
+        assert appointment.date().isoformat() not in PERSONA_VISIT
+        s.contacts.unlink()
+        inputs = tmp / "inputs"
+        inputs.mkdir()
+        (tmp / "tmp").mkdir()
+        w = World(tmp, s.root, m, inputs, tmp / "dry-run-out",
+                  env={**os.environ, **s.env, "TMPDIR": str(tmp / "tmp")})
+        w.env.pop("CAMPAIGN_DATA_KEY", None)
+        _exercise(w, _write_sources(inputs, _records(m)))
+        w.delivered = [r.data for r in s.received]
+    _after_send(w)
+    w.dry_emls = sorted(w.dry_out.glob("*.eml"))
+    return w
+
+
+def _exercise(w: World, src: dict[str, Path]) -> None:
+    contacts = str(src["jsonl"])
+    key = {"CAMPAIGN_DATA_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}
+    w.run("lint")
+    w.run("lint", "--format", "json")
+    w.run("build", "--out", str(w.tmp / "site"))
+    w.run("render", CAMPAIGN, "--persona", "alex", "--format", "eml")
+    for fmt in ("text", "json", "markdown"):
+        w.run("plan", CAMPAIGN, "--contacts", contacts, "--format", fmt)
+    w.run("--debug", "plan", CAMPAIGN, "--contacts", str(src["csv"]))
+    w.run("plan", CAMPAIGN, "--contacts", f"sqlite:///{src['sqlite']}", "--format", "json")
+    # contacts encrypted at rest, and the error paths of `data`
+    enc = w.inputs / "contacts.jsonl.enc"
+    w.run("data", "encrypt", contacts, str(enc), expect=2)  # no key
+    w.run("data", "encrypt", contacts, str(enc), env=key)
+    w.run("plan", CAMPAIGN, "--contacts", str(enc), "--format", "json", env=key)
+    wrong = {"CAMPAIGN_DATA_KEY": "HxwdHhobGBkWFxQVEhMQEQ4PDA0KCwgJBgcEBQIDAAE="}
+    w.run("--debug", "plan", CAMPAIGN, "--contacts", str(enc), env=wrong, expect=2)
+    w.run("data", "decrypt", str(enc), str(w.tmp / "wrong-key.jsonl"), env=wrong, expect=2)
+    tampered = w.tmp / "tampered.jsonl.enc"
+    data = bytearray(enc.read_bytes())
+    data[len(data) // 2] ^= 1
+    tampered.write_bytes(bytes(data))
+    w.run("data", "decrypt", str(tampered), str(w.tmp / "tampered.jsonl"), env=key, expect=2)
+    w.run("data", "decrypt", str(enc), str(enc), env=key, expect=2)
+    w.run("data", "decrypt", str(enc), str(w.inputs / "decrypted.jsonl"), env=key)
+    # SQLite cannot read a stream: the plan decrypts it to a private file under TMPDIR
+    dbenc = w.inputs / "contacts.db.enc"
+    w.run("data", "encrypt", str(src["sqlite"]), str(dbenc), env=key)
+    w.run("plan", CAMPAIGN, "--contacts", f"sqlite:///{dbenc}", env=key)
+    w.run("plan", CAMPAIGN, "--contacts", f"sqlite:///{dbenc}", env=wrong, expect=2)
+    # bad input: a CSV of invalid UTF-8 mid-file, an unreadable database, a bad --at
+    badcsv = w.inputs / "bad.csv"
+    head, rows = src["csv"].read_bytes().split(b"\n", 1)
+    # past the reader's first block, so that the error names a record's line
+    first = rows.split(b"\n", 1)[0]
+    badcsv.write_bytes(b"\n".join([head, *[first] * 200,
+                                   rows.replace(b"PHIMARK-last_name", b"\xff")]))
+    w.run("plan", CAMPAIGN, "--contacts", str(badcsv), expect=2)
+    w.run("plan", CAMPAIGN, "--contacts", f"sqlite:///{src['csv']}", expect=2)
+    w.run("plan", CAMPAIGN, "--contacts", contacts, "--at", "next-tuesday", expect=2)
+    # sends: dry run, a real one that partly fails, a resumed one
+    w.run("send", CAMPAIGN, "--contacts", contacts, "--out", str(w.dry_out), expect=2)
+    w.run("--debug", "send", CAMPAIGN, "--contacts", contacts, "--dry-run",
+          "--out", str(w.dry_out))
+    first = w.run("send", CAMPAIGN, "--contacts", contacts)
+    assert "sent 4, failed 3" in first.stdout, first.stdout
+    w.run("--debug", "send", CAMPAIGN, "--contacts", contacts)
+    w.run("audit", "verify")
+    w.run("audit", "report")
+    w.run("audit", "report", "--format", "json")
+
+
+def _after_send(w: World) -> None:
+    _one_click(w)
+    w.run("suppress", "import-mbox", str(_unsubscribe_mail(w)))
+    w.run("suppress", "import-dsn", str(_reports(w)))
+    w.run("plan", CAMPAIGN, "--contacts", str(w.inputs / "contacts.jsonl"), "--format", "json")
+    w.run("audit", "verify")
+
+
+# --- the checks ----------------------------------------------------------------------------
+
+
+def _text_of(raw: bytes) -> tuple[str, str]:
+    msg = email.message_from_bytes(raw, policy=policy.default)
+    body = "".join(p.get_content() for p in msg.walk() if p.get_content_maintype() == "text")
+    return str(msg["Subject"]), body
+
+
+def test_delivered_messages_carry_what_the_template_shows(world: World) -> None:
+    """The markers did flow: so their absence elsewhere means something."""
+    assert len(world.delivered) == GOOD - 2  # +4 refused, +5 deferred twice
+    assert len(world.dry_emls) == GOOD
+    stamp = world.markers.values["next_appointment"]
+    when = dt.datetime.fromisoformat(stamp).strftime("%B %-d, %Y at %H:%M")
+    for raw in world.delivered + [p.read_bytes() for p in world.dry_emls]:
+        subject, body = _text_of(raw)
+        assert subject == f"Hello {marker('first_name')}, your visit"
+        for name in SHOWN:
+            assert body.count(marker(name)) == 2, name  # the HTML part and the text part
+        assert body.count(when) == 2
+
+
+def test_failure_reasons_are_recorded_without_the_address(world: World) -> None:
+    con = sqlite3.connect(world.root / ".campaign" / "ledger.sqlite")
+    rows = list(con.execute("SELECT state, code, reply FROM deliveries WHERE state != 'sent' "
+                            "ORDER BY code IS NULL, code DESC"))
+    con.close()
+    assert rows == [
+        ("failed", 550, "5.1.1 <<address>>: Recipient address rejected: User unknown"),
+        ("failed", 451, "4.3.0 mailbox <address> is busy, try again later"),
+        ("failed", None, "render failed: templates/appointment-reminder.mjml:8: contact."
+         "last_name is unknown (null or absent) for this recipient; guard it with "
+         "{% if contact.last_name is defined %} or {{ contact.last_name | default(...) }}"),
+    ]
+
+
+def test_no_marker_outside_the_delivered_messages(world: World) -> None:
+    scan = Scan(world.markers)
+    for r in world.runs:
+        scan.stream(f"stdout of campaign {' '.join(r.args)}", r.stdout)
+        scan.stream(f"stderr of campaign {' '.join(r.args)}", r.stderr)
+    plain = [world.inputs / n for n in ("contacts.jsonl", "contacts.csv", "contacts.db",
+                                        "bad.csv", "decrypted.jsonl", "unsubscribe.mbox",
+                                        "reports.mbox")]
+    # the bounced address is kept by design: a suppression list of addresses
+    scan.tree(world.tmp, skip=plain, skip_suffix={world.dry_out: ".eml"},
+              allowed={FILE_NAME: [world.bounced]})
+    print(f"\nno-PHI scan: {len(world.runs)} commands, {scan.streams} streams "
+          f"({scan.stream_bytes:,} bytes), {scan.files} files ({scan.bytes:,} bytes), "
+          f"{scan.sqlite_tables} SQLite tables ({scan.sqlite_rows} rows); marker fields "
+          f"{len(world.markers.values)} ({', '.join(world.markers.values)}); no marker fits "
+          f"{', '.join(world.markers.untyped)}; hits {len(scan.hits)}")
+    assert not scan.hits, "\n".join(f"{h.where} [{h.view}] {h.label}: ...{h.context}..."
+                                    for h in scan.hits)
+
+
+def test_the_scanner_finds_a_marker_in_every_form(tmp_path: Path) -> None:
+    """A scan that cannot fail proves nothing: each form a value can take in a file."""
+    m = Markers.for_schema(ROOT / "policy" / "fields.yaml",
+                           appointment=dt.datetime(2030, 6, 7, 7, 13, 29, tzinfo=dt.UTC))
+    value = marker("last_name")
+    dob = m.dates["date_of_birth"]
+    msg = EmailMessage()
+    msg["Subject"] = "Bonjour " + value + " é"  # non-ASCII: an RFC 2047 encoded word
+    msg.set_content(("x" * 70 + value + " é\n") * 3)  # quoted-printable, soft breaks
+    att = ("y" * 50 + value) * 40
+    forms = {
+        "other case": value.lower().encode(),
+        "url": "".join(f"%{b:02X}" for b in value.encode()).encode(),
+        "html": "".join(f"&#{ord(c)};" for c in value).encode(),
+        "mime": msg.as_bytes(),
+        "base64": base64.encodebytes(att.encode()),
+        "base64 at offset 1": base64.b64encode(b"z" + value.encode()),
+        "base64 at offset 2": base64.b64encode(b"zz" + value.encode()),
+        "base64url": base64.urlsafe_b64encode(b"\xfb\xff" + value.encode()),
+        "gzip": gzip.compress(b"zz" + value.encode()),
+        "date": dob.strftime("born %B %-d, %Y").encode(),
+        "email": email_marker(3).upper().encode(),
+    }
+    for name, data in forms.items():
+        scan = Scan(m)
+        scan.text(name, data)
+        assert scan.hits, name
+    db = tmp_path / "t.sqlite"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE t (a TEXT, b BLOB)")
+    con.execute("INSERT INTO t VALUES ('ok', ?)", (value.encode("utf-16-le"),))
+    con.commit()
+    con.close()
+    scan = Scan(m)
+    scan.file(db, "t.sqlite")
+    assert [h.where for h in scan.hits] == ["t.sqlite (SQL dump)"] * len(scan.hits) != []
+    clean = Scan(m)
+    clean.text("clean", b"Hello Alex, pseudonym 3f9a1c, token " + base64.b64encode(b"x" * 99))
+    clean.text("allowed", email_marker(2).encode(), allowed=[email_marker(2)])
+    assert clean.hits == []
