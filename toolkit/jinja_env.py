@@ -1,5 +1,8 @@
 """The one Jinja2 environment: sandboxed, StrictUndefined, HTML autoescape.
 
+The sandbox is toolkit.sandbox's: Jinja's, plus budgets on what one render may allocate
+and compute (toolkit/limits.py), because templates come from pull requests.
+
 A missing variable must fail the render, never reach a patient as an empty string.
 Templates come from the repository's templates/ folder (partials under
 templates/partials/, reached with {% include %} and {% import %}).
@@ -13,6 +16,8 @@ from typing import Any
 
 from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
+
+from toolkit.sandbox import BoundedSandbox
 
 
 class TemplateContact(dict[str, Any]):
@@ -52,7 +57,7 @@ def _date(value: object, fmt: str = "%B %-d, %Y") -> str:
 
 @lru_cache(maxsize=32)
 def make_env(templates_dir: Path) -> SandboxedEnvironment:
-    env = SandboxedEnvironment(
+    env = BoundedSandbox(
         loader=FileSystemLoader(str(templates_dir)),
         undefined=ContactUndefined,
         autoescape=True,
@@ -66,6 +71,6 @@ def make_env(templates_dir: Path) -> SandboxedEnvironment:
 
 def make_string_env() -> SandboxedEnvironment:
     """For subject and preheader: plain text, so no HTML escaping."""
-    env = SandboxedEnvironment(undefined=ContactUndefined, autoescape=False)
+    env = BoundedSandbox(undefined=ContactUndefined, autoescape=False)
     env.filters["date"] = _date
     return env

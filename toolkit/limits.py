@@ -11,6 +11,7 @@ request cannot raise them.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 KIB = 1024
@@ -66,6 +67,17 @@ class LimitExceeded(Exception):
     to do; it never quotes a value."""
 
 
+# Nesting in a template. Jinja compiles a template to Python, whose compiler stops at 20
+# nested loops ("too many statically nested blocks") and 100 indentation levels, and
+# whose recursion limit (1,000 frames) stopped the parser at about 100 nested brackets;
+# the template analysis walks the same tree recursively. Real templates nest blocks
+# three or four deep. Checked on the source when it is read, so that no later stage
+# meets a tree it cannot handle.
+MAX_TEMPLATE_BLOCK_DEPTH = 16  # {% if %}, {% for %}, {% macro %}... open at once
+MAX_TAG_BRACKET_DEPTH = 32  # ( [ { open at once inside one {{ }} or {% %}
+MAX_TAG_OPERATORS = 200  # operators, filters, attribute dots in one {{ }} or {% %}
+
+
 class BadFile(ValueError):
     """A repository file that cannot be read as text: `message` (which never quotes the
     file's content) and the 1-based `line` it concerns."""
@@ -116,3 +128,44 @@ def _real_path(fd: int, path: Path) -> str:
 
 def _within(real: str, folder: Path) -> bool:
     return real.startswith(str(folder).rstrip(os.sep) + os.sep)
+
+
+_TAG = re.compile(r"\{\{(.*?)\}\}|\{%-?\s*(\w*)(.*?)%\}|\{#.*?#\}", re.DOTALL)
+_STRING = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"', re.DOTALL)
+_OPERATOR = re.compile(r"[|.~+\-*/%<>=!]|\b(?:not|and|or|if|else|is|in)\b")
+_BLOCKS = frozenset({"if", "for", "macro", "call", "filter", "with", "block", "autoescape"})
+
+
+def check_template(source: str) -> None:
+    """Raise BadFile (with the line) when a template nests deeper than the limits above."""
+    depth = 0
+    line, last = 1, 0
+    for m in _TAG.finditer(source):
+        line += source.count("\n", last, m.start())
+        last = m.start()
+        expr, keyword, rest = m.group(1), m.group(2), m.group(3)
+        if keyword is not None:
+            expr = rest
+            if keyword in _BLOCKS or (keyword == "set" and "=" not in rest):
+                depth += 1
+                if depth > MAX_TEMPLATE_BLOCK_DEPTH:
+                    raise BadFile(f"more than {MAX_TEMPLATE_BLOCK_DEPTH} blocks ({{% {keyword} %}} "
+                                  "and the like) open at once, the limit (docs/format.md, "
+                                  "\"Limits\"); move the inner part into a macro or partial",
+                                  line)
+            elif keyword.startswith("end"):
+                depth = max(depth - 1, 0)
+        if expr is None:
+            continue
+        code = _STRING.sub("''", expr)
+        brackets = deepest = 0
+        for ch in code:
+            if ch in "([{":
+                brackets += 1
+                deepest = max(deepest, brackets)
+            elif ch in ")]}":
+                brackets -= 1
+        if deepest > MAX_TAG_BRACKET_DEPTH or len(_OPERATOR.findall(code)) > MAX_TAG_OPERATORS:
+            raise BadFile(f"an expression nested more than {MAX_TAG_BRACKET_DEPTH} brackets deep "
+                          f"or with more than {MAX_TAG_OPERATORS} operators, the limit "
+                          "(docs/format.md, \"Limits\"); split it with {% set %}", line)

@@ -17,7 +17,13 @@ from pydantic import BaseModel, ValidationError
 from toolkit.contact import normalize_contact
 from toolkit.errors import UserError
 from toolkit.findings import Finding, Pos
-from toolkit.limits import MAX_TEMPLATE_BYTES, MAX_YAML_BYTES, BadFile, read_text
+from toolkit.limits import (
+    MAX_TEMPLATE_BYTES,
+    MAX_YAML_BYTES,
+    BadFile,
+    check_template,
+    read_text,
+)
 from toolkit.models import (
     OPERATORS,
     PURPOSES,
@@ -257,6 +263,7 @@ def load_repo(root: Path) -> tuple[Repo, list[Finding]]:
             name = path.relative_to(tdir).as_posix()
             try:
                 source = read_text(path, MAX_TEMPLATE_BYTES, "template", inside=root)
+                check_template(source)
                 templates[name] = Template(name=name, file=ld.rel(path), source=source)
             except BadFile as exc:
                 ld.problem(CFG_SCHEMA, exc.message, Pos(ld.rel(path), exc.line))
@@ -279,6 +286,8 @@ def load_repo(root: Path) -> tuple[Repo, list[Finding]]:
                 )
                 continue
             camp = ld.load_one(path, Campaign, campaign=name)
+            if camp is not None and _strings_nest_too_deep(ld, camp, name):
+                camp = None
             if camp is not None:
                 private = camp.__pydantic_private__
                 assert private is not None
@@ -335,6 +344,18 @@ def load_repo(root: Path) -> tuple[Repo, list[Finding]]:
     )
     _check_references(repo, ld.problem)
     return repo, ld.findings
+
+
+def _strings_nest_too_deep(ld: Loader, camp: Campaign, cid: str) -> bool:
+    """Subject and preheader are Jinja too: held to the template nesting limits."""
+    bad = False
+    for key in ("subject", "preheader"):
+        try:
+            check_template(getattr(camp, key) or "")
+        except BadFile as exc:
+            ld.problem(CFG_SCHEMA, f"{key}: {exc.message}", camp.pos(key), cid)
+            bad = True
+    return bad
 
 
 def _check_references(repo: Repo, problem: Callable[..., None]) -> None:

@@ -310,8 +310,30 @@ def check_mjml(repo: Repo, campaign: Campaign) -> list[Finding]:
     return list(results[campaign.id])
 
 
+def _refused_strings(campaign: Campaign, ctx: dict[str, Any]) -> list[Finding]:
+    """Subject and preheader that the sandbox or a limit refuses (toolkit.sandbox)."""
+    from toolkit.render import _string_template, _template_error
+
+    out = []
+    for key in ("subject", "preheader"):
+        try:
+            _string_template(getattr(campaign, key) or "").render(ctx)
+        except Exception as exc:  # syntax and unknown fields are the analysis' findings
+            err = _template_error(exc, campaign.file)
+            if err.refused:
+                out.append(Finding(rule=RULE, message=f"{key} cannot render: {err.message}",
+                                   pos=campaign.pos(key), campaign=campaign.id))
+    return out
+
+
 def _check(repo: Repo, campaign: Campaign) -> list[Finding]:
-    from toolkit.render import preview_now, preview_unsubscribe_url, render_mjml, template_context
+    from toolkit.render import (
+        RenderError,
+        preview_now,
+        preview_unsubscribe_url,
+        render_mjml,
+        template_context,
+    )
 
     if repo.template_for(campaign) is None or repo.config is None:
         return []
@@ -323,10 +345,21 @@ def _check(repo: Repo, campaign: Campaign) -> list[Finding]:
                                unsubscribe_url=preview_unsubscribe_url(repo, campaign, contact),
                                view_online_url="https://view.invalid/preview",
                                now=preview_now(campaign))
+        refused = _refused_strings(campaign, ctx)
         try:
             plain = render_mjml(repo, campaign, ctx)
+        except RenderError as exc:
+            if exc.refused:  # the sandbox or a limit: no contact can make it render
+                refused.append(Finding(rule=RULE, message=f"the template cannot render: "
+                                       f"{exc.message}", pos=Pos(exc.file, exc.line),
+                                       campaign=campaign.id))
+            if refused:
+                return refused
+            continue  # e.g. a field this persona lacks: the analysis and lint report why
         except Exception:  # cannot render: the analysis and lint report why
             continue
+        if refused:
+            return refused
         template = repo.template_for(campaign)
         problems = validate(plain, [template.file if template else campaign.file])
         if not problems:

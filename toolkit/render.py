@@ -30,6 +30,7 @@ from typing import Any
 import css_inline
 import mjml
 from jinja2 import FunctionLoader, Template, TemplateError, TemplateSyntaxError
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
@@ -47,11 +48,14 @@ PREVIEW_NOW = dt.datetime(2026, 11, 25, 9, 0, tzinfo=dt.UTC)
 class RenderError(Exception):
     """A campaign cannot render. `message` never quotes contact data."""
 
-    def __init__(self, message: str, file: str, line: int = 1):
+    def __init__(self, message: str, file: str, line: int = 1, *, refused: bool = False):
         super().__init__(f"{file}:{line}: {message}")
         self.message = message
         self.file = file
         self.line = line
+        # the template itself is refused (sandbox, limits, endless recursion), whatever the
+        # contact: lint reports it (toolkit.mjml_check), unlike a field one persona lacks
+        self.refused = refused
 
 
 @dataclass(frozen=True)
@@ -242,10 +246,16 @@ def _template_error(exc: BaseException, default_file: str) -> RenderError:
     if isinstance(exc, TemplateError):
         # UndefinedError and SecurityError name variables and attributes, not their values
         detail = exc.message or type(exc).__name__
+    elif isinstance(exc, RecursionError):
+        detail = ("the template recurses too deeply: a macro or recursive loop calls itself "
+                  "without end")
+    elif isinstance(exc, MemoryError):
+        detail = "the template needs more memory than there is (docs/format.md, \"Limits\")"
     else:
         detail = (f"{type(exc).__name__} while rendering "
                   "(a filter or operation got an unsuitable value)")
-    return RenderError(detail, file, line)
+    return RenderError(detail, file, line,
+                       refused=isinstance(exc, (SecurityError, RecursionError, MemoryError)))
 
 
 # --- rendering ----------------------------------------------------------------------------
@@ -316,7 +326,7 @@ def render_campaign(repo: Repo, campaign: Campaign, contact: dict[str, Any], *,
         except Exception as exc:
             err = _template_error(exc, campaign.file)
             raise RenderError(f"{key}: {err.message}", campaign.file,
-                              campaign.pos(key).line) from None
+                              campaign.pos(key).line, refused=err.refused) from None
     subject, preheader = strings
     source = add_preview(render_mjml(repo, campaign, ctx), preheader)
     try:
