@@ -75,6 +75,35 @@ def time_lint(root: Path) -> tuple[float, float, int, int]:
     return elapsed, t_load, len(result.findings), len(repo_cache(repo).previews)
 
 
+def time_lint_cached(root: Path) -> tuple[float, int, int]:
+    """(seconds, hits, misses) of `campaign lint` with its cache (toolkit.lint_cache): load,
+    key every campaign, reuse what is unchanged, lint the rest, write the cache. The
+    toolkit's digest is recomputed, as in a fresh `campaign lint` process."""
+    from toolkit.lint import run_lint
+    from toolkit.lint_cache import LintCache, toolkit_digest
+    from toolkit.loader import load_repo
+
+    toolkit_digest.cache_clear()
+    t = time.perf_counter()
+    repo, load_findings = load_repo(root)
+    cache = LintCache.for_repo(repo)
+    run_lint(repo, load_findings, cache=cache)
+    return time.perf_counter() - t, cache.hits, cache.misses
+
+
+def cache_file(root: Path) -> Path:
+    from toolkit.lint_cache import CACHE_FILE
+
+    return root / ".campaign" / CACHE_FILE
+
+
+def change_one_campaign(root: Path, n: int) -> None:
+    """Edit one campaign's title (a different one each call), as a pull request would."""
+    folder = sorted((root / "campaigns").iterdir())[n % 7]
+    path = folder / "campaign.yaml"
+    path.write_text(path.read_text().replace("title: ", f"title: Edit {n} ", 1))
+
+
 def time_lint_static(root: Path) -> float:
     """Lint with every rendered-body check skipped (renders empty): the static part alone."""
     from functools import cached_property
@@ -106,6 +135,15 @@ def main() -> None:
         runs = [time_lint(root) for _ in range(args.repeat)]
         lint, load, findings, renders = min(runs)
         static = min(time_lint_static(root) for _ in range(args.repeat))
+        cold_cached = []
+        for _ in range(args.repeat):
+            cache_file(root).unlink(missing_ok=True)
+            cold_cached.append(time_lint_cached(root)[0])
+        warm = [time_lint_cached(root) for _ in range(args.repeat)]
+        one = []
+        for i in range(args.repeat):
+            change_one_campaign(root, i)
+            one.append(time_lint_cached(root))
         personas = yaml.safe_load((root / "fixtures" / "personas.yaml").read_text())
         print(f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, load average "
               + " ".join(f"{x:.2f}" for x in os.getloadavg()))
@@ -117,6 +155,14 @@ def main() -> None:
         print(f"  of which renders:       {(lint - static) * 1000:8.1f} ms   for {renders} "
               f"campaign x persona renders (of {args.campaigns * len(personas)} with every "
               f"persona) = {(lint - static) / max(renders, 1) * 1000:.2f} ms each")
+        print("campaign lint with its cache (toolkit.lint_cache):")
+        best_cold = min(cold_cached)
+        print(f"  cold (no cache file):   {best_cold * 1000:8.1f} ms   = "
+              f"{best_cold / parse:.2f}x parse")
+        for label, got in (("warm, nothing changed:", warm), ("warm, one campaign edited:", one)):
+            secs, hits, misses = min(got)
+            print(f"  {label:26}{secs * 1000:6.1f} ms   = {secs / parse:.2f}x parse "
+                  f"({hits} cached, {misses} linted)")
         if args.profile:
             from toolkit.lint import run_lint
             from toolkit.loader import load_repo

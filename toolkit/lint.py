@@ -16,6 +16,7 @@ from toolkit.models import Campaign, Repo
 
 if TYPE_CHECKING:
     from toolkit.analysis import CampaignAnalysis
+    from toolkit.lint_cache import LintCache
     from toolkit.render import RenderedMessage
 
 
@@ -118,11 +119,28 @@ def _finish(findings: Iterable[Finding], repo: Repo) -> list[Finding]:
     return out
 
 
+def campaign_findings(repo: Repo, camp: Campaign) -> list[Finding]:
+    """What the campaign-scope rules find in one campaign (before severities and waivers)."""
+    from toolkit.rules import RULES
+
+    cid = camp.id
+    cctx = CampaignContext(repo, camp)
+    out: list[Finding] = []
+    for rule in RULES.values():
+        if rule.scope == "campaign" and rule.check is not None:
+            out.extend(f if f.campaign else f.with_(campaign=cid) for f in rule.check(cctx))
+    return out
+
+
 def run_lint(
-    repo: Repo, load_findings: list[Finding], campaign_ids: Iterable[str] | None = None
+    repo: Repo, load_findings: list[Finding], campaign_ids: Iterable[str] | None = None,
+    *, cache: LintCache | None = None,
 ) -> LintResult:
     """Run every static rule. `campaign_ids` limits the campaigns checked; findings of
-    other campaigns are dropped, repository-wide ones (no campaign) are kept."""
+    other campaigns are dropped, repository-wide ones (no campaign) are kept.
+
+    `cache` (toolkit.lint_cache, `campaign lint` only) supplies the campaign-scope
+    findings of campaigns whose inputs are unchanged. Gates never pass one."""
     from toolkit.rules import RULES
 
     wanted = list(campaign_ids) if campaign_ids else sorted(repo.campaigns)
@@ -135,10 +153,14 @@ def run_lint(
         camp = repo.campaigns.get(cid)
         if camp is None:
             continue
-        cctx = CampaignContext(repo, camp)
-        for rule in RULES.values():
-            if rule.scope == "campaign" and rule.check is not None:
-                found.extend(f if f.campaign else f.with_(campaign=cid) for f in rule.check(cctx))
+        got = cache.get(camp) if cache is not None else None
+        if got is None:
+            got = campaign_findings(repo, camp)
+            if cache is not None:
+                cache.put(camp, got)
+        found.extend(got)
+    if cache is not None:
+        cache.save()
     if campaign_ids:
         keep = set(wanted)
         found = [f for f in found if f.campaign is None or f.campaign in keep]

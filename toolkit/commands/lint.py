@@ -28,8 +28,12 @@ def git_prefix(root: Path) -> str:
 @click.option("--strict", is_flag=True,
               help="Refuse waivers of error-severity HIPAA-*, CANSPAM-005, CANSPAM-007 and "
                    "MBX-UNSUB-001 findings (CI on main).")
+@click.option("--no-cache", "no_cache", is_flag=True,
+              help="Lint every campaign afresh: neither read nor write the lint cache in the "
+                   "state folder (docs/lint.md). The send gate never uses the cache.")
 @pass_app
-def lint(app: App, campaign_ids: tuple[str, ...], fmt: str, strict: bool) -> int:
+def lint(app: App, campaign_ids: tuple[str, ...], fmt: str, strict: bool,
+         no_cache: bool) -> int:
     """Check campaigns against the rule catalogue (all campaigns, or the IDs given).
 
     Exits 1 when an unwaived error remains, 0 otherwise. An aid to compliance review,
@@ -44,7 +48,12 @@ def lint(app: App, campaign_ids: tuple[str, ...], fmt: str, strict: bool) -> int
             known = ", ".join(sorted(repo.campaigns)) or "none"
             raise UserError(f"no campaign '{cid}' under campaigns/ (known: {known})",
                             fix="pass the name of a folder under campaigns/")
-    result = run_lint(repo, load_findings, campaign_ids or None)
+    cache = None
+    if not no_cache:
+        from toolkit.lint_cache import LintCache
+
+        cache = LintCache.for_repo(repo)
+    result = run_lint(repo, load_findings, campaign_ids or None, cache=cache)
     if strict:
         result = apply_strict(result)
     linted = len(campaign_ids) if campaign_ids else len(repo.campaigns)

@@ -1,0 +1,220 @@
+"""The lint cache: each campaign's findings, keyed by a digest of every input that can
+change them, as ruff, mypy and eslint keep theirs (docs/lint.md, "Cache").
+
+Only `campaign lint` reads it. The send gate, `campaign build` and every other caller
+of `run_lint` lint without it: a stale or poisoned cache file must never let a campaign
+through a gate. What is cached is the output of the campaign-scope rules for one
+campaign (renders included); loading, repository-wide rules, waivers and `--strict` run
+fresh every time.
+
+A campaign's key covers:
+
+- the toolkit: its version, the bytes of every file of the `toolkit` package (a code
+  change voids every entry), the Python version and the versions of the libraries
+  whose output rules read (Jinja2, MarkupSafe, mjml-python, css-inline, pydantic,
+  PyYAML), and the preview moment;
+- the repository files every campaign depends on: toolkit.yaml, every policy file,
+  fixtures/personas.yaml (every YAML file that is neither a campaign nor a segment),
+  and every file under templates/ (names and bytes);
+- the campaign: its id and campaign.yaml, and its segment's file (or its absence).
+
+The file is JSON (never pickle: reading it must not run code), written whole to a
+temporary file and renamed. Anything unreadable in it is a miss, never an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from toolkit.findings import Finding, Pos, Severity
+from toolkit.models import Campaign, Repo
+
+CACHE_FILE = "lint-cache.json"
+FORMAT = 1
+
+# the libraries whose behaviour decides findings: the YAML parser, the schemas, Jinja and
+# its escaping, the MJML compiler and the CSS inliner whose output the body rules read
+LIBRARIES = ("PyYAML", "pydantic", "pydantic-core", "Jinja2", "MarkupSafe", "mjml-python",
+             "css-inline")
+
+
+def _feed(h: Any, *parts: str | bytes | None) -> None:
+    """Length-prefixed parts: no two different sequences of parts hash alike."""
+    for part in parts:
+        if part is None:
+            h.update(b"-\0")
+            continue
+        data = part.encode("utf-8", "surrogatepass") if isinstance(part, str) else part
+        h.update(b"%d:" % len(data))
+        h.update(data)
+
+
+@lru_cache(maxsize=1)
+def toolkit_digest() -> str:
+    """The toolkit's own code and the libraries lint depends on: a change to either voids
+    every entry. Read once per process (about 1 MB)."""
+    import toolkit
+
+    h = hashlib.sha256()
+    _feed(h, f"format {FORMAT}", toolkit.__version__, sys.version)
+    for dist in LIBRARIES:
+        try:
+            version: str | None = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            version = None
+        _feed(h, dist, version)
+    _feed(h, source_digest(Path(toolkit.__file__).resolve().parent))
+    return h.hexdigest()
+
+
+def source_digest(package: Path) -> str:
+    """Every file of a package folder (names and bytes), compiled bytecode aside."""
+    h = hashlib.sha256()
+    for path in sorted(package.rglob("*")):
+        if "__pycache__" in path.parts or not path.is_file():
+            continue
+        _feed(h, path.relative_to(package).as_posix(), path.read_bytes())
+    return h.hexdigest()
+
+
+def _templates_digest(root: Path) -> str:
+    """Every file under templates/ (the analysis reads non-.mjml partials from disk too).
+    A file over the template size limit is refused by the loader, so its first bytes past
+    the limit and its size stand for it: a hostile 10 GB file is not read."""
+    from toolkit.limits import MAX_TEMPLATE_BYTES
+
+    h = hashlib.sha256()
+    tdir = root / "templates"
+    if tdir.is_dir():
+        for path in sorted(tdir.rglob("*")):
+            if path.is_file():
+                try:
+                    with path.open("rb") as fh:
+                        data: bytes | None = fh.read(MAX_TEMPLATE_BYTES + 1)
+                        size = os.fstat(fh.fileno()).st_size
+                except OSError:
+                    data, size = None, -1
+                _feed(h, path.relative_to(tdir).as_posix(), str(size), data)
+    return h.hexdigest()
+
+
+def _is_campaign_or_segment(rel: str) -> bool:
+    return rel.startswith(("campaigns/", "segments/"))
+
+
+def _encode(f: Finding) -> list[Any]:
+    return [f.rule, f.message, f.pos.file, f.pos.line, f.pos.column,
+            f.severity.value if f.severity is not None else None, f.campaign, f.waived,
+            f.waiver_reason]
+
+
+def _decode(row: Any) -> Finding:
+    rule, message, file, line, column, severity, campaign, waived, reason = row
+    if not (isinstance(rule, str) and isinstance(message, str) and isinstance(file, str)
+            and type(line) is int and type(column) is int and isinstance(waived, bool)
+            and (campaign is None or isinstance(campaign, str))
+            and (reason is None or isinstance(reason, str))):
+        raise ValueError("malformed finding")
+    return Finding(rule=rule, message=message, pos=Pos(file, line, column),
+                   severity=Severity(severity) if severity is not None else None,
+                   campaign=campaign, waived=waived, waiver_reason=reason)
+
+
+class LintCache:
+    """Entries of one repository's cache file: campaign id -> (key, findings)."""
+
+    def __init__(self, repo: Repo, path: Path):
+        self.repo = repo
+        self.path = path
+        self.entries: dict[str, Any] = self._read()
+        self.changed = False
+        self.hits = 0
+        self.misses = 0
+        from toolkit.render import PREVIEW_NOW
+
+        h = hashlib.sha256()
+        _feed(h, toolkit_digest(), PREVIEW_NOW.isoformat(), _templates_digest(repo.root))
+        for rel in sorted(repo.texts):
+            if not _is_campaign_or_segment(rel):
+                _feed(h, rel, repo.texts[rel])
+        # a shared file that did not read (not UTF-8, too large) is absent from texts: its
+        # name still counts, so that it appearing or disappearing changes every key
+        for rel in ("toolkit.yaml", "fixtures/personas.yaml"):
+            _feed(h, rel, "present" if (repo.root / rel).exists() else "absent")
+        policy = repo.root / "policy"
+        if policy.is_dir():
+            for path in sorted(policy.rglob("*")):
+                _feed(h, path.relative_to(repo.root).as_posix())
+        self.base = h.hexdigest()
+
+    @classmethod
+    def for_repo(cls, repo: Repo) -> LintCache:
+        from toolkit.state import state_dir
+
+        return cls(repo, state_dir(repo, create=False) / CACHE_FILE)
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            return {}
+        entries = data.get("entries")
+        return entries if isinstance(entries, dict) else {}
+
+    def key(self, campaign: Campaign) -> str:
+        h = hashlib.sha256()
+        texts = self.repo.texts
+        seg = campaign.segment
+        _feed(h, self.base, campaign.id, texts.get(campaign.file),
+              seg, texts.get(f"segments/{seg}.yaml"), texts.get(f"segments/{seg}.yml"))
+        return h.hexdigest()
+
+    def get(self, campaign: Campaign) -> list[Finding] | None:
+        """The cached findings of a campaign whose inputs are unchanged, else None."""
+        entry = self.entries.get(campaign.id)
+        try:
+            if (isinstance(entry, dict) and entry.get("key") == self.key(campaign)
+                    and isinstance(entry.get("findings"), list)):
+                found = [_decode(row) for row in entry["findings"]]
+                self.hits += 1
+                return found
+        except (TypeError, ValueError):
+            pass
+        self.misses += 1
+        return None
+
+    def put(self, campaign: Campaign, findings: list[Finding]) -> None:
+        self.entries[campaign.id] = {"key": self.key(campaign),
+                                     "findings": [_encode(f) for f in findings]}
+        self.changed = True
+
+    def save(self) -> None:
+        """Write the entries of the repository's campaigns (dropping removed ones), when
+        something changed. A cache that cannot be written is skipped silently: linting
+        must not fail for it."""
+        current = {cid: e for cid, e in self.entries.items() if cid in self.repo.campaigns}
+        if not self.changed and len(current) == len(self.entries):
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".lint-cache-", dir=self.path.parent)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    json.dump({"format": FORMAT, "entries": current}, fh,
+                              separators=(",", ":"))
+                os.replace(tmp, self.path)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+        except OSError:
+            return
