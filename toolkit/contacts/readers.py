@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +29,50 @@ class SourceRecord(NamedTuple):
 
 def _problem(p: tuple[str, str]) -> str:
     return f"key '{p[0]}': {p[1]}"
+
+
+def _may_repeat_a_key(raw: bytes, rec: dict[str, Any]) -> bool:
+    """False when the line certainly repeats no key: cheap tests before the exact one.
+
+    The parsed record has no repeated key, so a line that is byte for byte its compact
+    serialization has none either: true of files written by orjson, `json.dumps(...,
+    separators=(",", ":"))` or JavaScript's JSON.stringify (one orjson.dumps, about a
+    third of the parse). Otherwise, in a line without escapes every colon is a key's or
+    one inside a string, so as many colons as the serialization has means no extra key."""
+    try:
+        compact = orjson.dumps(rec)
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes
+        return True
+    if compact == raw.rstrip(b"\r\n"):
+        return False
+    return b"\\" in raw or raw.count(b":") != compact.count(b":")
+
+
+def _duplicate_key(raw: bytes) -> str | None:
+    """The first key that an object of this JSON text repeats, at any level, or None.
+
+    orjson (like every fast parser) keeps the last of two equal keys without a word; a
+    record that says `"no_email": true` and then `"no_email": false` must not be read
+    as either. The exact check re-parses with the standard library, so `read_jsonl`
+    calls it only when a cheap count cannot rule duplicates out."""
+    found: list[str] = []
+
+    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        d = dict(pairs)
+        if len(d) != len(pairs) and not found:
+            seen: set[str] = set()
+            for k, _ in pairs:
+                if k in seen:
+                    found.append(k)
+                    break
+                seen.add(k)
+        return d
+
+    try:
+        json.loads(raw, object_pairs_hook=pairs_hook)
+    except (ValueError, RecursionError):
+        return None  # orjson read it; the checks after this one judge the record
+    return found[0] if found else None
 
 
 def read_jsonl(f: BinaryIO, norm: Normalizer) -> Iterator[SourceRecord]:
@@ -59,6 +104,12 @@ def read_jsonl(f: BinaryIO, norm: Normalizer) -> Iterator[SourceRecord]:
             if type(rec) is not dict:
                 yield SourceRecord(line, None, "not a JSON object")
                 continue
+            if _may_repeat_a_key(raw, rec):
+                dup = _duplicate_key(raw)
+                if dup is not None:
+                    yield SourceRecord(line, None, f"key '{dup[:40]}' appears more than once "
+                                       "(which value was meant is unknown)")
+                    continue
             # `""` in the raw line is the only way a value can be an empty string
             p = first_problem(rec, b'""' in raw)
             if p is None:
@@ -114,7 +165,10 @@ class _CellError(Exception):
 def read_csv(
     f: BinaryIO, norm: Normalizer, types: dict[str, str], where: str
 ) -> Iterator[SourceRecord]:
-    text = io.TextIOWrapper(f, encoding="utf-8-sig", newline="")
+    # bytes that are not UTF-8 become lone surrogates, found row by row below, so that
+    # the error names the record's own line (a decoding error would surface at the
+    # start of the 8 KB chunk the decoder was reading, lines earlier) and the rest goes on
+    text = io.TextIOWrapper(f, encoding="utf-8-sig", errors="surrogateescape", newline="")
     try:
         yield from _csv_rows(text, norm, types, where)
     finally:
@@ -129,8 +183,11 @@ def _csv_rows(
         columns = next(reader)
     except StopIteration:
         return
-    except (csv.Error, UnicodeDecodeError):
-        raise UserError("the header row is not valid UTF-8 CSV", where=f"{where}:1") from None
+    except csv.Error:
+        columns = None
+    if columns is None or not _utf8(columns):
+        raise UserError("the header row is not valid UTF-8 CSV", where=f"{where}:1",
+                        fix="save the file as UTF-8 CSV") from None
     columns = [c.strip() for c in columns]
     _check_columns(f"{where}:1", columns, types)
     all_convs = cell_converters(types)
@@ -147,13 +204,11 @@ def _csv_rows(
             yield SourceRecord(start, None, "malformed CSV row (unbalanced quotes?)")
             start = reader.line_num + 1
             continue
-        except UnicodeDecodeError:
-            # the decoder cannot resync inside a line; stop with a clear error
-            raise UserError(
-                "not valid UTF-8", where=f"{where}:{start}", fix="save the file as UTF-8"
-            ) from None
         line, start = start, reader.line_num + 1
         if not row:
+            continue
+        if not _utf8(row):
+            yield SourceRecord(line, None, "not valid UTF-8 (save the file as UTF-8)")
             continue
         if len(row) != len(columns):
             yield SourceRecord(line, None, f"expected {len(columns)} cells, found {len(row)}")
@@ -165,6 +220,15 @@ def _csv_rows(
             continue
         p = first_problem(rec, False)  # empty cells were left out
         yield SourceRecord(line, None, _problem(p)) if p else SourceRecord(line, rec, None)
+
+
+def _utf8(cells: list[str]) -> bool:
+    """No cell holds a byte that was not UTF-8 (a lone surrogate, see read_csv)."""
+    try:
+        "".join(cells).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def read_sqlite(
