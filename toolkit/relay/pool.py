@@ -118,7 +118,9 @@ class RelayPool:
                 else:
                     reply = await conn.deliver(sender, recipient, data, stuffed=stuffed)
             except ConnectionLost as exc:
-                if attempt >= self.retry.max_attempts:
+                # after the data, the relay may hold the message: resending could deliver
+                # it twice, so it is unconfirmed at once (resent on --retry-unconfirmed)
+                if exc.after_data or attempt >= self.retry.max_attempts:
                     status = "unconfirmed" if exc.after_data else "failed"
                     return Outcome(status, None, exc.message, attempt)
                 reply = None

@@ -196,7 +196,12 @@ def _send_planned(repo: Repo, campaign: Campaign, gate: Any, source: str, now: d
     ctx = _Ctx(repo, campaign, gate.digest, source, now, options, audit, gates, report)
     try:
         if planned.recipients:  # nothing to send: no reason to contact the relay
-            asyncio.run(_run(ctx, ledger, settings, relay_cfg))
+            try:
+                asyncio.run(_run(ctx, ledger, settings, relay_cfg))
+            finally:
+                # a send that stops early cancels its senders mid-message: rows still
+                # `sending` are unconfirmed now, and reported by this send
+                report.counts["unconfirmed"] += ledger.recover(campaign.id)
     except sqlite3.Error as exc:
         report.stopped = f"the ledger cannot be written ({type(exc).__name__}: {exc})"
         raise CheckFailed(f"{campaign.id}: {report.stopped}; the send stopped; fix the state "
@@ -204,10 +209,11 @@ def _send_planned(repo: Repo, campaign: Campaign, gate: Any, source: str, now: d
     except RelaySetupError as exc:
         report.stopped = exc.message
         audit.append("refusal", campaign=campaign.id, digest=gate.digest, reasons=[exc.message])
-        sent = report.counts["sent"]
+        sent, unconfirmed = report.counts["sent"], report.counts["unconfirmed"]
+        done = f"{sent} sent" + (f", {unconfirmed} unconfirmed" if unconfirmed else "")
         raise CheckFailed(f"refusing to send {campaign.id}: {exc.message}; " + (
-            f"stopped after {sent} sent; run send again to resume once the relay is fixed"
-            if sent else "nothing was sent")) from None
+            f"stopped after {done}; run send again to resume once the relay is fixed"
+            if sent or unconfirmed else "nothing was sent")) from None
     except RelayUnavailableError as exc:
         report.stopped = exc.message
     finally:
@@ -381,6 +387,7 @@ async def _deliver(ctx: _Ctx, settings: RelaySettings, relay_cfg: Any) -> None:
                 # never connected for this one: not delivered, sent again on resume
                 await writer.submit([Change(cid, p.pseudonym, "failed", digest, None,
                                             scrub(exc.message))])
+                _count(ctx, "failed", scrub(exc.message))  # the summary agrees with the ledger
                 raise
             reply = scrub(outcome.text, p.address)
             changes = [Change(cid, p.pseudonym, outcome.status, digest, outcome.code, reply)]
