@@ -417,6 +417,11 @@ def test_delivered_messages_carry_what_the_template_shows(world: World) -> None:
             assert body.count(when) == 2
 
 
+def test_dry_run_messages_are_readable_by_their_owner_only(world: World) -> None:
+    """They hold PHI, as decrypted contacts do (`data decrypt` writes those 0600)."""
+    assert {oct(p.stat().st_mode & 0o777) for p in world.dry_emls} == {"0o600"}
+
+
 def _by_recipient(messages: list[bytes]) -> dict[str, bytes]:
     return {str(email.message_from_bytes(m, policy=policy.default)["To"]): m for m in messages}
 

@@ -344,8 +344,11 @@ async def _build_only(ctx: _Ctx) -> None:
         if p.data is None:
             _count(ctx, "failed", p.problem)
             continue
-        if out is not None:
-            (out / f"{p.pseudonym}.eml").write_bytes(p.data)
+        if out is not None:  # a message holds PHI: its owner's to read, as decrypted contacts
+            fd = os.open(out / f"{p.pseudonym}.eml", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)  # a file left by an earlier dry run keeps its mode otherwise
+            with os.fdopen(fd, "wb") as f:
+                f.write(p.data)
         _count(ctx, "built", None)
 
 
