@@ -39,7 +39,7 @@ class ContactUndefined(StrictUndefined):
     @property
     def _undefined_message(self) -> str:
         if isinstance(self._undefined_obj, TemplateContact) and isinstance(
-                self._undefined_name, str):
+                self._undefined_name, str) and not self._undefined_name.startswith("_"):
             name = self._undefined_name
             return (f"contact.{name} is unknown (null or absent) for this recipient; guard it "
                     f"with {{% if contact.{name} is defined %}} or "

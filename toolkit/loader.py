@@ -82,7 +82,8 @@ class Loader:
         try:
             data, smap = load_yaml(text, rel)
         except YamlError as exc:
-            self.problem(CFG_SCHEMA, f"{exc.message}; fix the YAML syntax", exc.pos)
+            fix = "; fix the YAML syntax" if exc.message.startswith("YAML syntax") else ""
+            self.problem(CFG_SCHEMA, exc.message + fix, exc.pos)
             return None
         self.documents[rel] = data
         return data, smap

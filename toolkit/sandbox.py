@@ -35,6 +35,7 @@ from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.environment import Template
 from jinja2.exceptions import SecurityError
+from jinja2.runtime import Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import generate_lorem_ipsum
 
@@ -375,7 +376,8 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         # Jinja refuses an internal attribute that exists but leaves a missing one merely
         # undefined (`range.__self__`); refuse both alike, so lint reports the template
         if attribute.startswith("_"):
-            return self.unsafe_undefined(obj, attribute)
+            # a chain (`''.__class__.__mro__`) keeps the first refusal, which names the object
+            return obj if isinstance(obj, Undefined) else self.unsafe_undefined(obj, attribute)
         return super().getattr(obj, attribute)
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
