@@ -94,8 +94,9 @@ def attach(model: Any, loc: Located) -> None:
     hold positions, so scalars are not visited."""
     if isinstance(model, Model):
         model.__pydantic_private__["_loc"] = loc  # type: ignore[index]
-        for name in type(model).model_fields:
-            value = getattr(model, name)
+        # the field values are the instance __dict__ (BaseModel.model_fields, a class
+        # property, cost 0.1 ms a call)
+        for name, value in model.__dict__.items():
             if isinstance(value, _NESTED):
                 attach(value, loc.sub(name))
     elif isinstance(model, dict):
