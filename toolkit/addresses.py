@@ -65,6 +65,23 @@ def is_valid_address(address: str) -> bool:
     return full_check(address)
 
 
+def wire_address(address: str) -> str:
+    """The address as it goes on the wire (RCPT TO and the To header): unchanged when it
+    is ASCII; an internationalized domain in its ASCII form (IDNA, as email-validator
+    computes it), which every relay can route. Only a non-ASCII local part is left that
+    needs SMTPUTF8 (RFC 6531) from the relay (docs/sending.md, "Addresses")."""
+    if address.isascii():
+        return address
+    local, at, domain = address.rpartition("@")
+    if not at or domain.isascii():
+        return address
+    try:
+        ascii_domain = validate_email("a@" + domain, check_deliverability=False).ascii_domain
+    except EmailNotValidError:
+        return address  # not an address the gates admit; the builder refuses it
+    return f"{local}@{ascii_domain}"
+
+
 class SeenSet:
     """An exact set of 64-bit ints in flat arrays: about 10-13 bytes a value.
 

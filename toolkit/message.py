@@ -11,7 +11,16 @@ decide them are fixed here and documented in docs/rendering.md:
 - the MIME boundary and the Message-ID are derived from the campaign digest and
   the recipient's normalized address: the same message is the same bytes;
 - header values built from anything contact-derived (subject, names, address)
-  have control characters replaced, so no value can add a header.
+  have control characters replaced, so no value can add a header;
+- To and Subject, the headers contact data reaches, are written by `to_line` and
+  `subject_line` and never parsed by the email package: it decodes RFC 2047 encoded
+  words in what it is given, CR and LF included, and folds them out raw (CVE-2024-6923,
+  fixed only in Python 3.11.10), so a name or address holding `=?utf-8?q?=0D=0A...?=`
+  would add headers. A subject that holds `=?` is sent wholly encoded, so that it
+  reads back as written; a non-ASCII address goes as UTF-8 (RFC 6532);
+- a subject longer than MAX_SUBJECT_CHARS (after cleaning) is a render error for that
+  recipient: no mail client shows more, and the email package folds long headers in
+  quadratic time (a 1 MB contact field in the subject took two minutes).
 """
 
 from __future__ import annotations
@@ -20,15 +29,17 @@ import datetime as dt
 import hashlib
 import re
 import urllib.parse
+from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage, MIMEPart
 from email.policy import EmailPolicy
 from email.utils import format_datetime
 from typing import Any
 
+from toolkit.addresses import wire_address
 from toolkit.models import Campaign, Repo, Sender
 from toolkit.pseudonym import normalize_address, pseudonym
-from toolkit.render import RenderedMessage
+from toolkit.render import RenderedMessage, RenderError
 from toolkit.tokens import make_token, suppression_kind
 
 # Previews (`campaign render --format eml`, the preview site) sign unsubscribe tokens
@@ -38,23 +49,68 @@ PREVIEW_SECRET = b"campaign-preview-secret: not a secret, never accepted by the 
 PREVIEW_PSEUDONYM_KEY = b"campaign-preview-pseudonym-key"
 
 _UNFOLDED = frozenset({"list-unsubscribe", "list-unsubscribe-post", "message-id"})
+_LITERAL = frozenset({"to", "subject"})  # stored as given, written by to_line/subject_line
 # C0 and C1 controls, DEL, and Unicode line and paragraph separators
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_PLAIN_ASCII = re.compile(r"[\x20-\x7e]*\Z")
+MAX_SUBJECT_CHARS = 998
 
 
 class _Policy(EmailPolicy):
+    def header_store_parse(self, name: str, value: Any) -> tuple[str, Any]:
+        if name.lower() in _LITERAL:
+            return name, str(value)
+        return super().header_store_parse(name, value)
+
     def fold(self, name: str, value: str) -> str:
         if name.lower() in _UNFOLDED:
             return f"{name}: {value}{self.linesep}"
+        if name.lower() in _LITERAL:
+            return self.fold_binary(name, value).decode("utf-8")
         return super().fold(name, value)
 
     def fold_binary(self, name: str, value: str) -> bytes:
         if name.lower() in _UNFOLDED:
             return f"{name}: {value}{self.linesep}".encode("ascii")
+        if name.lower() == "to":
+            return to_line(value)
+        if name.lower() == "subject":
+            return subject_line(value)
         return super().fold_binary(name, value)
 
 
 POLICY = _Policy(linesep="\r\n")  # email.policy.SMTP, but for the unfolded headers
+
+
+def to_line(address: str) -> bytes:
+    """The To header for a cleaned address the gates admitted (no display name): the
+    addr-spec as is, its domain in ASCII, UTF-8 when its local part is not (RFC 6532)."""
+    addr = wire_address(address)
+    _address(None, addr)  # the usable-address check
+    return b"To: " + addr.encode("utf-8") + b"\r\n"
+
+
+def subject_line(text: str) -> bytes:
+    """The Subject header for cleaned text: as is when short printable ASCII; folded by
+    the email policy (RFC 2047 for non-ASCII words) otherwise; wholly encoded when it
+    holds `=?`, which a reader would otherwise decode as an encoded word."""
+    if _PLAIN_ASCII.match(text) and len(text) <= 69 and "=?" not in text:
+        return b"Subject: " + text.encode("ascii") + b"\r\n"
+    if "=?" not in text:
+        return POLICY.header_factory("Subject", text).fold(policy=POLICY).encode("ascii")
+    encoded = Header(text, "utf-8", maxlinelen=78, header_name="Subject").encode("\r\n")
+    return ("Subject: " + encoded + "\r\n").encode("ascii")
+
+
+def subject_text(campaign: Campaign, subject: str) -> str:
+    """The rendered subject cleaned for its header, or a RenderError when it is too long
+    (a contact field of a megabyte, say); the message names no value."""
+    text = clean_header(subject)
+    if len(text) > MAX_SUBJECT_CHARS:
+        raise RenderError(f"subject renders to {len(text)} characters for this recipient, more "
+                          f"than {MAX_SUBJECT_CHARS}; check the contact fields it uses",
+                          campaign.file, campaign.pos("subject").line)
+    return text
 
 
 def clean_header(value: str | None) -> str:
@@ -124,10 +180,11 @@ def build_message(repo: Repo, campaign: Campaign, contact: dict[str, Any],
 
     msg = EmailMessage(policy=POLICY)
     msg["From"] = from_
-    msg["To"] = _address(None, to_addr)
+    to_line(to_addr)  # raises ValueError now for an address that is not usable
+    msg["To"] = to_addr
     if sender.reply_to:
         msg["Reply-To"] = _address(None, sender.reply_to)
-    msg["Subject"] = clean_header(rendered.subject)
+    msg["Subject"] = subject_text(campaign, rendered.subject)
     msg["Date"] = format_datetime(now if now.tzinfo else now.replace(tzinfo=dt.UTC))
     msg["Message-ID"] = message_id(digest, to_addr, from_.domain)
     if wants_list_unsubscribe(repo, campaign):

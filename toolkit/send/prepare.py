@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from toolkit.addresses import wire_address
 from toolkit.errors import UserError
 from toolkit.loader import load_repo
 from toolkit.pseudonym import pseudonym
@@ -84,6 +85,11 @@ class Preparer:
         self.texts = TextCache()
 
     def prepare(self, contact: dict[str, Any]) -> Prepared:
+        prepared = self._prepare(contact)
+        # RCPT TO names the address as the To header does: an IDN domain in ASCII
+        return replace(prepared, address=wire_address(prepared.address))
+
+    def _prepare(self, contact: dict[str, Any]) -> Prepared:
         address = str(contact["email"])
         pseudo = pseudonym(address, self.audit_key)
         try:

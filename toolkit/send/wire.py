@@ -3,18 +3,17 @@ builder (toolkit.message.build_message) without the email package's general path
 
 The headers are byte-identical to the reference: lines that are constant for a send
 (From, Reply-To, Date, MIME-Version) are folded once by the reference policy;
-per-recipient ones take a direct path when they are plain ASCII that needs no
-folding, and the reference policy's folding otherwise. The parts are the same
-content in the same quoted-printable transfer encoding, encoded by binascii (C)
-instead of quoprimime (Python): soft line breaks may fall elsewhere, the decoded
-text is identical (tests/test_send.py checks both).
+per-recipient ones (To, Subject) come from the reference's own `to_line` and
+`subject_line`, which take a direct path for plain ASCII that needs no folding.
+The parts are the same content in the same quoted-printable transfer encoding,
+encoded by binascii (C) instead of quoprimime (Python): soft line breaks may fall
+elsewhere, the decoded text is identical (tests/test_send.py checks both).
 """
 
 from __future__ import annotations
 
 import binascii
 import datetime as dt
-import re
 from dataclasses import dataclass
 from email.utils import format_datetime
 
@@ -26,13 +25,15 @@ from toolkit.message import (
     list_unsubscribe,
     message_id,
     sender_profile,
+    subject_line,
+    subject_text,
+    to_line,
     wants_list_unsubscribe,
 )
 from toolkit.models import Campaign, Repo
 from toolkit.pseudonym import normalize_address
 from toolkit.render import RenderedMessage
 
-_PLAIN_ASCII = re.compile(r"[\x20-\x7e]*\Z")
 _PART_HEAD = {
     subtype: (f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
               "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode("ascii")
@@ -72,6 +73,7 @@ class WireBuilder:
     def __init__(self, repo: Repo, campaign: Campaign, *, digest: str, now: dt.datetime) -> None:
         sender = sender_profile(repo, campaign)
         self.repo = repo
+        self.campaign = campaign
         self.digest = digest
         from_ = _address(sender.from_name, sender.from_address)
         self.domain = from_.domain
@@ -88,22 +90,11 @@ class WireBuilder:
         if len(self._ctype) != 2:
             raise AssertionError("unexpected Content-Type folding")
 
-    def _to(self, address: str) -> bytes:
-        if _PLAIN_ASCII.match(address) and len(address) <= 70:
-            _address(None, address)  # the reference's own check of a usable address
-            return b"To: " + address.encode("ascii") + b"\r\n"
-        return _fold("To", _address(None, address))
-
-    @staticmethod
-    def _subject(subject: str) -> bytes:
-        if _PLAIN_ASCII.match(subject) and len(subject) <= 69 and "=?" not in subject:
-            return b"Subject: " + subject.encode("ascii") + b"\r\n"
-        return _fold("Subject", subject)
-
     def build(self, *, address: str, rendered: RenderedMessage, token: str) -> Entity:
         to_addr = clean_header(address)
-        subject = clean_header(rendered.subject)
-        lines = [self._from, self._to(to_addr), self._reply_to, self._subject(subject), self._date,
+        subject = subject_text(self.campaign, rendered.subject)
+        # To and Subject: the reference's own functions (contact data, never parsed)
+        lines = [self._from, to_line(to_addr), self._reply_to, subject_line(subject), self._date,
                  b"Message-ID: " + message_id(self.digest, to_addr, self.domain).encode("ascii")
                  + b"\r\n"]
         if self._list_unsubscribe:
