@@ -21,14 +21,42 @@ from toolkit.findings import Pos
 from toolkit.limits import MAX_YAML_DEPTH, MAX_YAML_VALUES
 
 try:
-    _Loader: type = yaml.CSafeLoader
+    _Base: type = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - libyaml missing
-    _Loader = yaml.SafeLoader
+    _Base = yaml.SafeLoader
 
 PathKey = tuple[Any, ...]
 
 _STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
+
+# plain scalar -> its implicit tag; short values only (keys, booleans, numbers, dates)
+_RESOLVED: dict[str, str] = {}
+
+
+class _Loader(_Base):  # type: ignore[misc, valid-type]
+    """The safe loader, with the resolver calls libyaml's composer makes for every node
+    cut short (a quarter of composing, bench/lint.md). Same tags: without path resolvers
+    (the safe loader has none) a node's tag depends only on its kind and, for a plain
+    scalar, on its text."""
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        pass  # only path resolvers use the path
+
+    def ascend_resolver(self) -> None:
+        pass
+
+    def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is yaml.ScalarNode:
+            if not implicit[0]:
+                return _STR  # quoted, or tagged "!": a string
+            got = _RESOLVED.get(value)
+            if got is None:
+                got = _Base.resolve(self, kind, value, implicit)
+                if len(value) <= 64 and len(_RESOLVED) < 8192:
+                    _RESOLVED[value] = got
+            return got
+        return _Base.resolve(self, kind, value, implicit)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)

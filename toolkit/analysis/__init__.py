@@ -184,15 +184,16 @@ def _analyze_campaign(repo: Repo, campaign: Campaign) -> CampaignAnalysis:
     uses: list[FieldUse] = []
     problems: list[Finding] = []
     builtins: set[str] = set()
-    strings: list[tuple[str, Pos, str]] = [(campaign.subject, campaign.pos("subject"), "subject")]
-    if campaign.preheader:
+    # plain text (no "{") has nothing to parse, and its position is not looked up
+    strings: list[tuple[str, Pos, str]] = []
+    if "{" in campaign.subject:
+        strings.append((campaign.subject, campaign.pos("subject"), "subject"))
+    if "{" in campaign.preheader:
         strings.append((campaign.preheader, campaign.pos("preheader"), "preheader"))
     sender = repo.config.senders.get(campaign.sender) if repo.config is not None else None
     if sender is not None and sender.from_name and "{" in sender.from_name:
         strings.append((sender.from_name, sender.pos("from_name"), "from_name"))
     for source, pos, part in strings:
-        if "{" not in source:  # plain text: nothing to parse
-            continue
         w = _analyze_string(source, pos, part, fields)
         uses += w.uses
         problems += w.problems
