@@ -99,7 +99,7 @@ class World:
     def run(self, *args: str, expect: int | None = 0, env: dict[str, str] | None = None) -> Run:
         t0 = time.perf_counter()
         p = subprocess.run([sys.executable, "-m", "toolkit", "--root", str(self.root), *args],
-                           capture_output=True, text=True, timeout=120,
+                           capture_output=True, text=True, timeout=120, cwd=self.tmp,
                            env={**self.env, **(env or {})})
         r = Run(args, p.returncode, p.stdout, p.stderr, time.perf_counter() - t0)
         self.runs.append(r)
@@ -295,7 +295,7 @@ def _one_click(world: World) -> None:
     args = ("unsubscribe-server", "--port", "0")
     p = subprocess.Popen([sys.executable, "-m", "toolkit", "--root", str(world.root), *args],
                          stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                         env=world.env)
+                         env=world.env, cwd=world.tmp)
     try:
         assert p.stderr is not None
         first = p.stderr.readline()
@@ -332,9 +332,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
         s.contacts.unlink()
         inputs = tmp / "inputs"
         inputs.mkdir()
-        (tmp / "tmp").mkdir()
+        # temporary files, caches and relative paths all land in the tree that is scanned
+        for d in ("tmp", "home"):
+            (tmp / d).mkdir()
         w = World(tmp, s.root, m, inputs, tmp / "dry-run-out",
-                  env={**os.environ, **s.env, "TMPDIR": str(tmp / "tmp")})
+                  env={**os.environ, **s.env, "TMPDIR": str(tmp / "tmp"),
+                       "HOME": str(tmp / "home"), "XDG_CACHE_HOME": str(tmp / "home" / ".cache")})
         w.env.pop("CAMPAIGN_DATA_KEY", None)
         _exercise(w, _write_sources(inputs, _records(m)))
         w.delivered = [r.data for r in s.received]
@@ -347,7 +350,6 @@ def _exercise(w: World, src: dict[str, Path]) -> None:
     contacts = str(src["jsonl"])
     key = {"CAMPAIGN_DATA_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}
     w.run("lint")
-    w.run("build", "--out", str(w.tmp / "site"))
     w.run("render", CAMPAIGN, "--persona", "alex", "--format", "eml")
     for fmt in ("text", "json", "markdown"):
         w.run("plan", CAMPAIGN, "--contacts", contacts, "--format", fmt)
@@ -393,6 +395,7 @@ def _exercise(w: World, src: dict[str, Path]) -> None:
 
 
 def _after_send(w: World) -> None:
+    w.run("build", "--out", str(w.tmp / "site"))  # with a ledger and suppressions present
     _one_click(w)
     w.run("suppress", "import-mbox", str(_unsubscribe_mail(w)))
     w.run("suppress", "import-dsn", str(_reports(w)))
