@@ -52,8 +52,20 @@ def _domain(domain: str) -> int | None:
     return longest
 
 
+# RFC 2047 forbids encoded words in an address, yet parsers (Python's email package,
+# aiosmtpd) decode one in a local part, CR and LF included: such an address is refused
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+
+
+def holds_encoded_word(address: str) -> bool:
+    return "=?" in address and _ENCODED_WORD.search(address) is not None
+
+
 def is_valid_address(address: str) -> bool:
-    """email-validator's verdict (no DNS), with a fast path for plain addresses."""
+    """email-validator's verdict (no DNS), with a fast path for plain addresses; and no
+    RFC 2047 encoded word (`holds_encoded_word`)."""
+    if "=?" in address and _ENCODED_WORD.search(address):
+        return False
     m = _PLAIN.match(address)
     if m is not None and len(address) <= _MAX:
         domain = m.group(2)

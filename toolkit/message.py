@@ -36,7 +36,7 @@ from email.policy import EmailPolicy
 from email.utils import format_datetime
 from typing import Any
 
-from toolkit.addresses import wire_address
+from toolkit.addresses import holds_encoded_word, wire_address
 from toolkit.models import Campaign, Repo, Sender
 from toolkit.pseudonym import normalize_address, pseudonym
 from toolkit.render import RenderedMessage, RenderError
@@ -87,6 +87,8 @@ def to_line(address: str) -> bytes:
     addr-spec as is, its domain in ASCII, UTF-8 when its local part is not (RFC 6532)."""
     addr = wire_address(address)
     _address(None, addr)  # the usable-address check
+    if holds_encoded_word(addr):  # the gates refuse these (toolkit.addresses)
+        raise ValueError("not a usable email address: an encoded word in an address")
     return b"To: " + addr.encode("utf-8") + b"\r\n"
 
 
@@ -107,8 +109,8 @@ def subject_text(campaign: Campaign, subject: str) -> str:
     (a contact field of a megabyte, say); the message names no value."""
     text = clean_header(subject)
     if len(text) > MAX_SUBJECT_CHARS:
-        raise RenderError(f"subject renders to {len(text)} characters for this recipient, more "
-                          f"than {MAX_SUBJECT_CHARS}; check the contact fields it uses",
+        raise RenderError(f"subject renders to more than {MAX_SUBJECT_CHARS} characters for "
+                          "this recipient; check the contact fields it uses",
                           campaign.file, campaign.pos("subject").line)
     return text
 

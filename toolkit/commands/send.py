@@ -32,6 +32,15 @@ def send(app: App, campaign_id: str, source: str, dry_run: bool, out: Path | Non
     report = send_campaign(repo, findings, campaign_id, source,
                            SendOptions(dry_run=dry_run, out=out,
                                        retry_unconfirmed=retry_unconfirmed))
+    # invalid records by line, as `plan` lists them: never sent, and worth fixing at the source
+    from toolkit.contacts import describe
+
+    where = describe(source)
+    for line_no, problem in report.planned.problems:
+        click.echo(f"{where}:{line_no}: invalid record: {problem}", err=True)
+    more = report.planned.invalid_records - len(report.planned.problems)
+    if more > 0:
+        click.echo(f"{where}: ... and {more} more invalid records", err=True)
     for line in summary_lines(report):
         click.echo(line)
     if dry_run and out is not None:
