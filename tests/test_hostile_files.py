@@ -96,7 +96,7 @@ ESCAPES = {
                 "access to attribute '_TemplateReference__context' of 'TemplateReference' "
                 "object is unsafe."),
     "self": ("{{ range.__self__ }}",
-             "access to attribute '__self__' of 'function' object is unsafe."),
+             "'function object' has no attribute '__self__'"),
     "format": ("{{ '{0.__class__}'.format(sender) }}",
                "access to attribute '__class__' of 'dict' object is unsafe."),
     "format_filter": ("{{ '%s'|format(organization.__class__) }}",

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import FileSystemLoader, StrictUndefined
+from jinja2.exceptions import SecurityError, TemplateRuntimeError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
+from jinja2.utils import missing
 
 from toolkit.sandbox import BoundedSandbox
 
@@ -35,6 +37,15 @@ class ContactUndefined(StrictUndefined):
     """StrictUndefined whose message, for a contact field, says what to do about it."""
 
     __slots__ = ()
+
+    def __init__(self, hint: str | None = None, obj: Any = missing, name: str | None = None,
+                 exc: type[TemplateRuntimeError] = UndefinedError) -> None:
+        # Jinja's sandbox refuses an internal attribute that exists, but leaves a missing
+        # one (`range.__self__`) merely undefined: refuse both alike, so that lint reports
+        # the template (toolkit.sandbox) whichever persona renders it
+        if isinstance(name, str) and name.startswith("_"):
+            exc = SecurityError
+        super().__init__(hint, obj, name, exc)
 
     @property
     def _undefined_message(self) -> str:

@@ -35,7 +35,6 @@ from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.environment import Template
 from jinja2.exceptions import SecurityError
-from jinja2.runtime import Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import generate_lorem_ipsum
 
@@ -286,15 +285,29 @@ class _BoundedCodeGenerator(CodeGenerator):
     """Compiles templates with the budget hooks: output charged as it is produced, `~`
     checked, loops counted. Everything else is Jinja's own code generation."""
 
+    # Output a template yields is counted by BoundedTemplate.render as it arrives; output
+    # captured in a buffer (macros, call and filter blocks, `{% set %}` blocks) is charged
+    # here, as each piece is appended. Values are checked before str() and escape() copy
+    # them; a plain string at the top level needs no call (the render counts it).
+    _buffered = False
+
+    def visit_Output(self, node: nodes.Output, frame: Frame) -> None:
+        self._buffered = frame.buffer is not None
+        super().visit_Output(node, frame)
+
     def _output_const_repr(self, group: Iterable[Any]) -> str:
-        return f"environment.produce({super()._output_const_repr(group)})"
+        text = super()._output_const_repr(group)
+        return f"environment.produce({text})" if self._buffered else text
 
     def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
         super()._output_child_pre(node, frame, finalize)
-        self.write("environment.printable(")  # innermost: before str() and escape() copy it
+        if self._buffered:
+            self.write("environment.printable(")
+        else:
+            self.write("(_hv if isinstance(_hv := ")
 
     def _output_child_post(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
-        self.write(")")
+        self.write(")" if self._buffered else ", str) else environment.printable(_hv))")
         super()._output_child_post(node, frame, finalize)
 
     @optimizeconst
@@ -323,9 +336,22 @@ class BoundedTemplate(Template):
     """A template whose every render gets fresh budgets."""
 
     def render(self, *args: Any, **kwargs: Any) -> str:
-        token = _BUDGET.set(_Budget())
+        # Template.render, counting what the template yields: past the limit, the error is
+        # thrown into the template where it stands, so that it names that file and line
+        ctx = self.new_context(dict(*args, **kwargs))
+        budget = _Budget()
+        token = _BUDGET.set(budget)
         try:
-            return super().render(*args, **kwargs)
+            parts = []
+            gen = self.root_render_func(ctx)
+            for chunk in gen:
+                budget.chars += len(chunk)
+                if budget.chars > MAX_RENDER_CHARS:
+                    gen.throw(_too_big("the rendered template"))
+                parts.append(chunk)
+            return self.environment.concat(parts)  # type: ignore[attr-defined]
+        except Exception:
+            self.environment.handle_exception()
         finally:
             _BUDGET.reset(token)
 
@@ -344,7 +370,11 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
     # called from compiled templates (see _BoundedCodeGenerator)
 
     def produce(self, text: str) -> str:
-        self.produce_size(len(text))
+        budget = _BUDGET.get()
+        if budget is not None:
+            budget.chars += len(text)
+            if budget.chars > MAX_RENDER_CHARS:
+                raise _too_big("the rendered template")
         return text
 
     def printable(self, value: Any) -> Any:
@@ -371,14 +401,6 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         return _steps(iterable)
 
     # the sandbox's hooks
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        # Jinja refuses an internal attribute that exists but leaves a missing one merely
-        # undefined (`range.__self__`); refuse both alike, so lint reports the template
-        if attribute.startswith("_"):
-            # a chain (`''.__class__.__mro__`) keeps the first refusal, which names the object
-            return obj if isinstance(obj, Undefined) else self.unsafe_undefined(obj, attribute)
-        return super().getattr(obj, attribute)
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
         # `'...'.format` reaches templates only through here, as a wrapper that hides the
