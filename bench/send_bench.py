@@ -1,12 +1,19 @@
 """Send throughput: `campaign send` over implicit TLS to Postfix's smtp-sink behind stunnel4.
 
     /work/venv/bin/python bench/send_bench.py [--recipients 20000] [--connections 1,4,16]
+        [--against DIR [--rounds 3]] [--no-references]
 
 For each connection count: a fresh ledger, >= 20,000 recipients, ~20 KB messages
 rendered per recipient (Jinja, MJML, inline CSS, text part), ledger and audit on.
 In the same run, two references: smtp-source into the same smtp-sink without TLS
 (the ceiling) and a naive baseline (render + email.message + smtplib over TLS, a new
 connection per message). Figures go to bench/send.md by hand.
+
+`--against DIR` compares with another checkout's code (e.g. `git worktree add
+/tmp/send-before HEAD~1`): each connection count is sent alternately with that
+code's `campaign send` and this one's, `--rounds` times each, in the same run, with
+the load average beside each figure (the machine is shared: only alternating runs
+compare). The repository, contacts, smtp-sink and stunnel are the same for both.
 """
 
 from __future__ import annotations
@@ -89,14 +96,29 @@ def set_connections(root: Path, n: int) -> None:
     approve_all(root, root.parent / f"keys-{n}")  # toolkit.yaml is part of the digest
 
 
-def run_send(root: Path, contacts: Path, env: dict[str, str]) -> dict[str, float]:
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU of running processes (the relay side: stunnel, smtp-sink)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def run_send(root: Path, contacts: Path, env: dict[str, str], code: Path = ROOT,
+             servers: list[int] | None = None) -> dict[str, float]:
+    """`code`: the checkout whose toolkit runs the send (this one by default)."""
     shutil.rmtree(root / ".campaign", ignore_errors=True)
+    env = {**env, "PYTHONPATH": str(code)}
+    relay_before = cpu_seconds(servers or [])
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "toolkit", "--root", str(root), "send", CAMPAIGN,
-                        "--contacts", str(contacts)], env=env, capture_output=True, text=True)
+                        "--contacts", str(contacts)], env=env, capture_output=True, text=True,
+                       cwd=code)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the send and its workers, reaped
+    relay_cpu = cpu_seconds(servers or []) - relay_before
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     if r.returncode != 0:
         raise SystemExit(f"send failed:\n{r.stdout}\n{r.stderr}")
@@ -105,7 +127,16 @@ def run_send(root: Path, contacts: Path, env: dict[str, str]) -> dict[str, float
     sent, failed, _, secs = int(m[1]), int(m[2]), int(m[3]), float(m[4])
     return {"sent": sent, "failed": failed, "pipeline_s": secs, "wall_s": wall,
             "msg_per_s": sent / secs, "wall_msg_per_s": sent / wall,
-            "cpu_ms": cpu / sent * 1000}
+            "cpu_ms": cpu / sent * 1000, "relay_cpu_ms": relay_cpu / sent * 1000}
+
+
+def line(n: int, r: dict[str, float]) -> str:
+    return (f"campaign send, {n:>2} connection(s): {r['msg_per_s']:,.0f} msg/s "
+            f"(pipeline {r['pipeline_s']:.1f} s; wall incl. plan and start-up "
+            f"{r['wall_s']:.1f} s = {r['wall_msg_per_s']:,.0f} msg/s); "
+            f"sent {r['sent']}, failed {r['failed']}; CPU of the send "
+            f"and its workers {r['cpu_ms']:.2f} ms/msg, of stunnel and smtp-sink "
+            f"{r['relay_cpu_ms']:.2f}")
 
 
 def smtp_source(port: int, n: int, size: int, sessions: int) -> float:
@@ -204,7 +235,13 @@ def main() -> None:
     ap.add_argument("--connections", default="1,4,16")
     ap.add_argument("--paragraphs", type=int, default=16)
     ap.add_argument("--naive", type=int, default=1_000, help="messages for the naive baseline")
+    ap.add_argument("--against", type=Path, help="another checkout to compare with, alternately")
+    ap.add_argument("--rounds", type=int, default=3, help="alternations with --against")
+    ap.add_argument("--no-references", action="store_true",
+                    help="skip the per-step costs, the ceiling and the naive baseline")
     args = ap.parse_args()
+    if args.against is not None and not (args.against / "toolkit" / "__init__.py").is_file():
+        raise SystemExit(f"--against {args.against}: no toolkit package there")
     work = Path(tempfile.mkdtemp(prefix="send-bench-"))
     sink_port, tls_port = free_port(), free_port()
     ca = trustme.CA()
@@ -246,16 +283,25 @@ def main() -> None:
               + " ".join(f"{x:.2f}" for x in os.getloadavg()))
         print(f"recipients {args.recipients}, message size ~{size} bytes, cpus {os.cpu_count()}"
               + ("" if sample.returncode == 0 else f"\n{sample.stderr}"))
-        costs(root)
+        if not args.no_references:
+            costs(root)
         results = {}
+        servers = [p.pid for p in procs]
         for n in (int(x) for x in args.connections.split(",")):
             set_connections(root, n)
-            results[n] = run_send(root, contacts, env)
-            print(f"campaign send, {n:>2} connection(s): {results[n]['msg_per_s']:,.0f} msg/s "
-                  f"(pipeline {results[n]['pipeline_s']:.1f} s; wall incl. plan and start-up "
-                  f"{results[n]['wall_s']:.1f} s = {results[n]['wall_msg_per_s']:,.0f} msg/s); "
-                  f"sent {results[n]['sent']}, failed {results[n]['failed']}; CPU of the send "
-                  f"and its workers {results[n]['cpu_ms']:.2f} ms/msg")
+            if args.against is None:
+                results[n] = run_send(root, contacts, env, servers=servers)
+                print(line(n, results[n]))
+                continue
+            for _ in range(args.rounds):
+                for label, code in (("this code", ROOT), ("--against", args.against)):
+                    r = run_send(root, contacts, env, code, servers)
+                    if code == ROOT:
+                        results[n] = max(r, results.get(n, r), key=lambda x: x["msg_per_s"])
+                    print(f"{label:>9}: {line(n, r)}; load "
+                          + " ".join(f"{x:.2f}" for x in os.getloadavg()), flush=True)
+        if args.no_references:
+            return
         ceiling = smtp_source(sink_port, args.recipients, size or 20_000, 16)
         print(f"ceiling: smtp-source -s 16 into smtp-sink, no TLS: {ceiling:,.0f} msg/s")
         base = naive(root, tls_port, ca_file, args.naive)

@@ -16,10 +16,11 @@ from toolkit.relay.errors import (
     StartTLSNotOfferedError,
     TLSVerificationError,
 )
-from toolkit.relay.pool import Outcome, RelayPool, RetryPolicy, TokenBucket
+from toolkit.relay.pool import Lane, Outcome, RelayPool, RetryPolicy, TokenBucket
 from toolkit.relay.tls import relay_tls_context
 
 __all__ = [
+    "Lane",
     "Outcome",
     "RelayAuthError",
     "RelayConnection",

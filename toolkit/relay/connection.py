@@ -83,6 +83,19 @@ def dot_stuff(message: bytes) -> bytes:
     return message + b".\r\n"
 
 
+def _carriable(*addresses: str) -> bool:
+    return not any(c in a for a in addresses for c in "\r\n\0<>")
+
+
+def _commands(sender: str, recipient: str) -> tuple[bytes, bytes, bytes]:
+    return (b"MAIL FROM:<" + sender.encode("utf-8") + b">\r\n",
+            b"RCPT TO:<" + recipient.encode("utf-8") + b">\r\n", b"DATA\r\n")
+
+
+def _envelope(sender: str, recipient: str) -> bytes:
+    return b"".join(_commands(sender, recipient))
+
+
 def _verification_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
     seen: BaseException | None = exc
     while seen is not None:
@@ -101,6 +114,8 @@ class RelayConnection:
         self._transport: asyncio.Transport | None = None
         self._reader: ReplyReader | None = None
         self.pipelining = False
+        self._pending: tuple[str, str] | None = None
+        self._in_data = False  # 354 received, the data not yet written
         self.messages = 0  # delivered over the current TCP connection (reuse, for tests and stats)
 
     @property
@@ -156,6 +171,8 @@ class RelayConnection:
         transport.set_protocol(reader)
         self._smtp, self._transport, self._reader = smtp, transport, reader
         self.pipelining = pipelining
+        self._pending = None
+        self._in_data = False
         self.messages = 0
 
     async def _login(self, smtp: aiosmtplib.SMTP) -> None:
@@ -170,43 +187,86 @@ class RelayConnection:
             raise RelayAuthError(f"relay {s.host}:{s.port} refused the credentials ({exc.code})",
                                  host=s.host, port=s.port, code=exc.code) from None
 
+    @property
+    def pending(self) -> tuple[str, str] | None:
+        """The envelope (sender, recipient) written behind the last message's data
+        (`data(then=...)`), whose replies are not read yet."""
+        return self._pending
+
     async def deliver(self, sender: str, recipient: str, data: bytes, *,
-                      stuffed: bool = False) -> Reply:
-        """One message: MAIL, RCPT, DATA (in one write when the server pipelines), then
-        the data. A refusal is a Reply; a drop or timeout is ConnectionLost.
+                      stuffed: bool = False, then: tuple[str, str] | None = None) -> Reply:
+        """One message: `envelope`, then `data`. A refusal is a Reply; a drop or timeout
+        is ConnectionLost.
 
         `stuffed` data is already the DATA payload (see `dot_stuff`), so that the
         sending process does not pay for line-end and dot handling: workers do it."""
+        reply = await self.envelope(sender, recipient)
+        if reply is not None:
+            return reply
+        return await self.data(data if stuffed else dot_stuff(data), then=then)
+
+    async def envelope(self, sender: str, recipient: str) -> Reply | None:
+        """MAIL, RCPT and DATA (in one write when the server pipelines). None: the server
+        answered 354 and waits for this message's data (`data`); a Reply: refused, and the
+        transaction reset (or the connection closed when that is the only safe way).
+
+        When this envelope already went out behind the last message's data (`pending`),
+        only its replies are read: the message costs no write of its own here."""
         transport, reader = self._transport, self._reader
         assert transport is not None and reader is not None, "open() first"
-        if any(c in a for a in (sender, recipient) for c in "\r\n\0<>"):
+        pending, self._pending = self._pending, None
+        assert pending in (None, (sender, recipient)), "a pipelined envelope for another message"
+        if pending is None and not _carriable(sender, recipient):
             return Reply(501, "address contains characters SMTP cannot carry")
-        payload = data if stuffed else dot_stuff(data)
-        commands = (b"MAIL FROM:<" + sender.encode("utf-8") + b">\r\n",
-                    b"RCPT TO:<" + recipient.encode("utf-8") + b">\r\n", b"DATA\r\n")
         timeout = self.settings.timeout
-        in_data = False
         try:
             replies: list[tuple[int, str]] = []
-            if self.pipelining:
-                transport.write(b"".join(commands))
-                replies = [await reader.reply(timeout) for _ in commands]
+            if pending is not None:
+                replies = [await reader.reply(timeout) for _ in _OK]
+            elif self.pipelining:
+                transport.write(_envelope(sender, recipient))
+                replies = [await reader.reply(timeout) for _ in _OK]
             else:
-                for command, ok in zip(commands, _OK, strict=True):
+                for command, ok in zip(_commands(sender, recipient), _OK, strict=True):
                     transport.write(command)
                     replies.append(await reader.reply(timeout))
                     if replies[-1][0] not in ok:
                         break
-            for (code, text), ok in zip(replies, _OK, strict=False):
-                if code not in ok:
-                    await self._abort(code, data_accepted=replies[-1][0] == 354)
-                    return Reply(code, text)
-            in_data = True
-            transport.write(payload)
-            code, text = await reader.reply(timeout)
         except ReplyError as exc:
             self.close()
-            raise ConnectionLost(str(exc), after_data=in_data) from None
+            raise ConnectionLost(str(exc), after_data=False) from None
+        for (code, text), ok in zip(replies, _OK, strict=False):
+            if code not in ok:
+                await self._abort(code, data_accepted=replies[-1][0] == 354)
+                return Reply(code, text)
+        self._in_data = True
+        return None
+
+    async def data(self, payload: bytes, *, then: tuple[str, str] | None = None) -> Reply:
+        """The DATA payload of the message `envelope` opened (dot-stuffed, final dot
+        included) and the server's reply to it.
+
+        `then`, the next message's envelope (sender, recipient), goes out in the same
+        write, behind the final dot, when the server pipelines (RFC 2920 allows commands
+        after the end of the data in one group; the replies come back in order): the next
+        message then needs one write instead of two. Only the envelope: the next
+        message's data waits for its own `data` call (its ledger row must be durable
+        first). Its replies are read by its `envelope` call; if this connection drops,
+        that message was never started."""
+        transport, reader = self._transport, self._reader
+        assert transport is not None and reader is not None, "open() first"
+        assert self._in_data, "envelope() first"
+        self._in_data = False
+        if then is not None and self.pipelining and _carriable(*then):
+            transport.writelines((payload, _envelope(*then)))  # one TLS flush, one send
+            self._pending = then
+        else:
+            transport.write(payload)
+        try:
+            code, text = await reader.reply(self.settings.timeout)
+        except ReplyError as exc:
+            self.close()
+            raise ConnectionLost(str(exc), after_data=True) from None
         if code == 421:
             self.close()
         elif 200 <= code < 300:
@@ -232,9 +292,14 @@ class RelayConnection:
         elif self._transport is not None:
             self._transport.close()
         self._smtp = self._transport = self._reader = None
+        self._pending = None
+        self._in_data = False
 
     async def quit(self) -> None:
-        if self.is_open and self._transport is not None and self._reader is not None:
+        # in (or possibly in, with a pipelined envelope's 354 unread) the data phase, QUIT
+        # would be taken as message content: closing abandons the unfinished message
+        if (self.is_open and self._pending is None and not self._in_data
+                and self._transport is not None and self._reader is not None):
             with contextlib.suppress(ReplyError):
                 self._transport.write(b"QUIT\r\n")
                 await self._reader.reply(min(5.0, self.settings.timeout))

@@ -4,8 +4,10 @@
     S/MIME, DKIM) -> queue -> max_connections senders: ledger `sending` (durable) ->
     relay -> ledger `sent`/`failed` (durable) -> audit `recipient` -> progress
 
-A sender takes its next message only after the last one's outcome is on disk, so a
-kill leaves at most one `sending` row per connection: those become `unconfirmed`.
+A sender sends its next message's data only after the last one's outcome is on disk,
+so a kill leaves at most one `sending` row per connection: those become `unconfirmed`.
+(The next message's envelope may already be out, behind the last one's data: without
+its data the relay holds nothing of it.)
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from toolkit.ledger import Change, Ledger, SendLock
 from toolkit.models import Campaign, Repo
 from toolkit.plan import PlanResult, find_campaign, gate_config, iter_decisions, plan
 from toolkit.relay import (
+    Lane,
     RelayPool,
     RelaySettings,
     RelaySetupError,
@@ -372,6 +375,10 @@ async def _deliver(ctx: _Ctx, settings: RelaySettings, relay_cfg: Any) -> None:
                  "attempts": attempts, "smime": p.encrypted}]
 
     async def sender(pool: RelayPool) -> None:
+        async with pool.lane() as lane:  # one connection for this sender's messages
+            await send_all(lane)
+
+    async def send_all(lane: Lane) -> None:
         p = await ready.get()
         sending = False  # whether p's `sending` is already committed
         while p is not None:
@@ -383,27 +390,32 @@ async def _deliver(ctx: _Ctx, settings: RelaySettings, relay_cfg: Any) -> None:
                 continue
             if not sending:
                 await writer.submit([Change(cid, p.pseudonym, "sending", digest)])
+            # the next message, when at hand: its envelope (not its data) rides behind p's
+            # data in one write; its data leaves only after its `sending` is durable below
+            nxt: Prepared | None = None
+            took = not ready.empty()
+            if took:
+                nxt = ready.get_nowait()
+            follow = (envelope_from, nxt.address) if nxt is not None and nxt.data else None
             try:
-                outcome = await pool.send(sender=envelope_from, recipient=p.address, data=p.data,
-                                          stuffed=True)
+                outcome = await lane.send(sender=envelope_from, recipient=p.address, data=p.data,
+                                          stuffed=True, then=follow)
             except (RelayUnavailableError, RelaySetupError) as exc:
-                # never connected for this one: not delivered, sent again on resume
+                # never connected for this one: not delivered, sent again on resume (nxt
+                # stays `pending`: sent again too)
                 await writer.submit([Change(cid, p.pseudonym, "failed", digest, None,
                                             scrub(exc.message))])
                 _count(ctx, "failed", scrub(exc.message))  # the summary agrees with the ledger
                 raise
             reply = scrub(outcome.text, p.address)
             changes = [Change(cid, p.pseudonym, outcome.status, digest, outcome.code, reply)]
-            # the next message's `sending` shares this commit when it is at hand: p's
-            # outcome and the next one's `sending` become durable together, before the
-            # next data leaves, and this connection still has one `sending` row at most
-            nxt: Prepared | None = None
-            sending = took = False
-            if not ready.empty():
-                nxt, took = ready.get_nowait(), True
-                if nxt is not None and nxt.data is not None:
-                    changes.append(Change(cid, nxt.pseudonym, "sending", digest))
-                    sending = True
+            # the next message's `sending` shares this commit: p's outcome and the next
+            # one's `sending` become durable together, before the next data leaves, and
+            # this connection still has one `sending` row at most
+            sending = follow is not None
+            if sending:
+                assert nxt is not None
+                changes.append(Change(cid, nxt.pseudonym, "sending", digest))
             # audit first (the writer writes the entry, then commits): a kill between the
             # two leaves the row `sending` (so unconfirmed, never resent by default) and
             # the audit log complete; the other order could leave an accepted message
