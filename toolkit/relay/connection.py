@@ -49,6 +49,8 @@ class Reply:
 
 
 _OK = ((250,), (250, 251), (354,))  # MAIL, RCPT, DATA
+_NEEDS_SMTPUTF8 = ("5.6.7 the address needs SMTPUTF8 (RFC 6531), which the relay does not "
+                   "offer")  # a local refusal, as the relay itself would give (RFC 6531 3.5)
 _LINE_ENDS = re.compile(rb"\r\n|\r|\n")
 
 
@@ -88,7 +90,8 @@ def _carriable(*addresses: str) -> bool:
 
 
 def _commands(sender: str, recipient: str) -> tuple[bytes, bytes, bytes]:
-    return (b"MAIL FROM:<" + sender.encode("utf-8") + b">\r\n",
+    utf8 = not (sender.isascii() and recipient.isascii())
+    return (b"MAIL FROM:<" + sender.encode("utf-8") + (b"> SMTPUTF8\r\n" if utf8 else b">\r\n"),
             b"RCPT TO:<" + recipient.encode("utf-8") + b">\r\n", b"DATA\r\n")
 
 
@@ -114,6 +117,7 @@ class RelayConnection:
         self._transport: asyncio.Transport | None = None
         self._reader: ReplyReader | None = None
         self.pipelining = False
+        self.smtputf8 = False  # the server takes non-ASCII addresses (RFC 6531)
         self._pending: tuple[str, str] | None = None
         self._in_data = False  # 354 received, the data not yet written
         self.messages = 0  # delivered over the current TCP connection (reuse, for tests and stats)
@@ -147,6 +151,7 @@ class RelayConnection:
                 await self._login(smtp)
             pipelining = (smtp.supports_extension("pipelining") if s.pipelining is None
                           else s.pipelining)
+            smtputf8 = smtp.supports_extension("smtputf8")
         except RelayError:
             smtp.close()
             raise
@@ -171,6 +176,7 @@ class RelayConnection:
         transport.set_protocol(reader)
         self._smtp, self._transport, self._reader = smtp, transport, reader
         self.pipelining = pipelining
+        self.smtputf8 = smtputf8
         self._pending = None
         self._in_data = False
         self.messages = 0
@@ -186,6 +192,9 @@ class RelayConnection:
         except aiosmtplib.SMTPAuthenticationError as exc:
             raise RelayAuthError(f"relay {s.host}:{s.port} refused the credentials ({exc.code})",
                                  host=s.host, port=s.port, code=exc.code) from None
+
+    def _utf8_ok(self, sender: str, recipient: str) -> bool:
+        return self.smtputf8 or (sender.isascii() and recipient.isascii())
 
     @property
     def pending(self) -> tuple[str, str] | None:
@@ -218,6 +227,8 @@ class RelayConnection:
         assert pending in (None, (sender, recipient)), "a pipelined envelope for another message"
         if pending is None and not _carriable(sender, recipient):
             return Reply(501, "address contains characters SMTP cannot carry")
+        if pending is None and not self._utf8_ok(sender, recipient):
+            return Reply(553, _NEEDS_SMTPUTF8)
         timeout = self.settings.timeout
         try:
             replies: list[tuple[int, str]] = []
@@ -257,7 +268,8 @@ class RelayConnection:
         assert transport is not None and reader is not None, "open() first"
         assert self._in_data, "envelope() first"
         self._in_data = False
-        if then is not None and self.pipelining and _carriable(*then):
+        if (then is not None and self.pipelining and _carriable(*then)
+                and self._utf8_ok(*then)):
             transport.writelines((payload, _envelope(*then)))  # one TLS flush, one send
             self._pending = then
         else:
