@@ -227,10 +227,14 @@ def test_templates_nested_too_deep_are_refused_when_read(tmp_path: Path) -> None
     root = scaffold(tmp_path)
     blocks = add_campaign(root, "blocks", "{% for i in [1] %}" * 17 + "x" + "{% endfor %}" * 17)
     brackets = add_campaign(root, "brackets", "{{ " + "(" * 200 + "1" + ")" * 200 + " }}")
-    operators = add_campaign(root, "operators", "{{ " + " + ".join(["1"] * 300) + " }}")
+    operators = add_campaign(root, "operators", "{{ " + " + ".join(["1"] * 66) + " }}")
     camp = root / "campaigns" / CAMPAIGN / "campaign.yaml"
     camp.write_text(camp.read_text(encoding="utf-8").replace(
         '"Details of your next appointment"', '"{{ ' + "[" * 100 + "]" * 100 + ' }}"'),
+        encoding="utf-8")
+    config = root / "toolkit.yaml"  # a sender's from_name is analysed as Jinja too
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        "from_name: Example Clinic", 'from_name: "{{ ' + "(" * 300 + "1" + ")" * 300 + ' }}"'),
         encoding="utf-8")
     proc, rss = run_measured("lint", root=root)
     assert_clean_failure(proc, 1)
@@ -238,11 +242,12 @@ def test_templates_nested_too_deep_are_refused_when_read(tmp_path: Path) -> None
     assert (f"{blocks}:{LINE}:1: error CFG-001 more than 16 blocks ({{% for %}} and the like) "
             'open at once, the limit (docs/format.md, "Limits"); move the inner part into a '
             "macro or partial\n") in out
-    expr = ("an expression nested more than 32 brackets deep or with more than 200 operators, "
+    expr = ("an expression nested more than 32 brackets deep or with more than 64 operators, "
             'the limit (docs/format.md, "Limits"); split it with {% set %}')
     assert f"{brackets}:{LINE}:1: error CFG-001 {expr}\n" in out
     assert f"{operators}:{LINE}:1: error CFG-001 {expr}\n" in out
     assert f"campaigns/{CAMPAIGN}/campaign.yaml:5:12: error CFG-001 preheader: {expr}\n" in out
+    assert f"toolkit.yaml:8:16: error CFG-001 from_name: {expr}\n" in out
     assert rss < MEMORY_BOUND_MB, rss
 
 
@@ -250,9 +255,15 @@ def test_nesting_at_the_limits_still_renders(tmp_path: Path) -> None:
     root = scaffold(tmp_path)
     add_campaign(root, "deepest", "{% if true %}" * 15 + "{% for i in [1] %}{{ "
                  + "(" * 32 + "1" + ")" * 32 + " }}{% endfor %}" + "{% endif %}" * 15)
+    add_campaign(root, "widest", "{{ " + "(" * 31 + " + ".join(["1"] * 65) + ")" * 31 + " }}")
+    proc = run_campaign("lint", "deepest", "widest", root=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     proc = run_campaign("render", "deepest", "--persona", "alex", "--format", "text", root=root)
     assert proc.returncode == 0, proc.stderr
     assert "Hello Alex, 1" in proc.stdout
+    proc = run_campaign("render", "widest", "--persona", "alex", "--format", "text", root=root)
+    assert proc.returncode == 0, proc.stderr
+    assert "Hello Alex, 65" in proc.stdout
 
 
 # --- paths that leave the templates folder -------------------------------------------------

@@ -75,7 +75,7 @@ class LimitExceeded(Exception):
 # meets a tree it cannot handle.
 MAX_TEMPLATE_BLOCK_DEPTH = 16  # {% if %}, {% for %}, {% macro %}... open at once
 MAX_TAG_BRACKET_DEPTH = 32  # ( [ { open at once inside one {{ }} or {% %}
-MAX_TAG_OPERATORS = 200  # operators, filters, attribute dots in one {{ }} or {% %}
+MAX_TAG_OPERATORS = 64  # operators, filters, attribute dots in one {{ }} or {% %}
 
 
 class BadFile(ValueError):

@@ -26,6 +26,7 @@ from toolkit.analysis.scope import BUILTINS, CANNOT_FOLLOW, FieldUse, Parsed
 from toolkit.analysis.walker import Walker
 from toolkit.findings import Finding, Pos
 from toolkit.jinja_env import make_env, make_string_env
+from toolkit.limits import BadFile, check_template
 from toolkit.models import Campaign, Repo
 
 __all__ = [
@@ -153,6 +154,11 @@ def _analyze_string(source: str, pos: Pos, part: str, fields: frozenset[str]) ->
     walker.file = pos.file
     walker.line_offset = pos.line - 1
     walker.default_column = pos.column
+    try:  # the template nesting limits: a sender's from_name is not checked at load
+        check_template(source)
+    except BadFile as exc:
+        walker.problems.append(Finding(rule="CFG-001", pos=pos, message=f"{part}: {exc.message}"))
+        return walker
     ast = _parse_string(source)
     if isinstance(ast, TemplateSyntaxError):
         message = f"{part}: template syntax: {ast.message}; fix the Jinja syntax"
