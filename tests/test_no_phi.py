@@ -494,7 +494,10 @@ def test_no_marker_outside_the_delivered_messages(world: World) -> None:
     # the bounced address is kept by design: a suppression list of addresses
     scan.tree(world.tmp, skip=plain, skip_suffix={world.dry_out: ".eml"},
               allowed={FILE_NAME: [world.bounced, OPT_OUT]})
-    print(f"\nno-PHI scan: {len(world.runs)} commands, {scan.streams} streams "
+    errors = sum(r.code != 0 for r in world.runs)
+    debug = sum("--debug" in r.args for r in world.runs)
+    print(f"\nno-PHI scan: {len(world.runs)} commands ({errors} exit non-zero, {debug} with "
+          f"--debug), {scan.streams} streams "
           f"({scan.stream_bytes:,} bytes), {scan.files} files ({scan.bytes:,} bytes), "
           f"{scan.sqlite_tables} SQLite tables ({scan.sqlite_rows} rows); marker fields "
           f"{len(world.markers.values)} ({', '.join(world.markers.values)}); no marker fits "
