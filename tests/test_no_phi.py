@@ -49,6 +49,7 @@ from send_helpers import CAMPAIGN, sendable
 
 from toolkit.demo import approve_all
 from toolkit.relay.local import StoringHandler
+from toolkit.send.run import scrub
 from toolkit.suppression import FILE_NAME
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -458,6 +459,21 @@ def test_delivered_messages_carry_what_the_template_shows(world: World) -> None:
             found.text("message", raw)
             assert {h.label for h in found.hits} >= {"PHIMARK (any string field or email)",
                                                      "next_appointment as %B %-d, %Y"}
+
+
+@pytest.mark.parametrize(("reply", "address", "stored"), [
+    ("451 4.3.0 mailbox Jane.Doe is busy", "jane.doe@example.org",
+     "451 4.3.0 mailbox <address> is busy"),
+    ("452 4.2.2 over quota: jane.doe.", "jane.doe@example.org", "452 4.2.2 over quota: <address>."),
+    ("550 5.1.1 <pat+1@example.org>: unknown", "pat+1@example.org",
+     "550 5.1.1 <<address>>: unknown"),
+    ("550 5.1.1 user jane.doe2 unknown", "jane.doe@example.org",  # another mailbox
+     "550 5.1.1 user jane.doe2 unknown"),
+    ("250 2.0.0 Ok: queued as 4AB2", "a@example.org", "250 2.0.0 Ok: queued as 4AB2"),
+])
+def test_replies_lose_the_address_and_its_local_part(reply: str, address: str,
+                                                     stored: str) -> None:
+    assert scrub(reply, address) == stored
 
 
 def test_dry_run_messages_are_readable_by_their_owner_only(world: World) -> None:
