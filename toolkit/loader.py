@@ -7,6 +7,7 @@ Repo, and rules simply see less of it.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -220,6 +221,20 @@ def load_repo(root: Path) -> tuple[Repo, list[Finding]]:
             f"{root}: not a campaign repository (no toolkit.yaml)",
             fix="pass --root DIR, or create one with `campaign init DIR`",
         )
+    # Loading allocates many small containers that all stay alive (nodes, values,
+    # models), which is what makes the cyclic garbage collector run again and again for
+    # nothing: a quarter of the load time at 1,000 campaigns (bench/lint.md). The size
+    # limits (toolkit.limits) bound what one load can allocate.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _load_repo(root)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _load_repo(root: Path) -> tuple[Repo, list[Finding]]:
     ld = Loader(root)
 
     config = ld.load_one(root / "toolkit.yaml", ToolkitConfig)
