@@ -24,6 +24,7 @@ import io
 import json
 import mailbox
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -44,6 +45,7 @@ import httpx
 import pytest
 import yaml
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from conftest import run_campaign
 from no_phi_helpers import Markers, Scan, email_marker, marker
 from send_helpers import CAMPAIGN, sendable
 
@@ -562,3 +564,30 @@ def test_the_scanner_finds_a_marker_in_every_form(tmp_path: Path) -> None:
     clean.text("clean", b"Hello Alex, pseudonym 3f9a1c, token " + base64.b64encode(b"x" * 99))
     clean.text("allowed", email_marker(2).encode(), allowed=[email_marker(2)])
     assert clean.hits == []
+
+
+def test_lint_never_repeats_a_hard_coded_identifier(tmp_path: Path) -> None:
+    """A real patient's SSN, birth date, MRN or address pasted into a template or segment:
+    lint points at it (CNT-002) without printing it, in every output format."""
+    root = tmp_path / "repo"
+    shutil.copytree(ROOT / "toolkit" / "scaffold", root)
+    values = ["123-45-6789", "03/14/1950", "VH-7654321", "jane.q.patient@gmail.com"]
+    (root / "policy" / "fields.yaml").write_text(
+        (root / "policy" / "fields.yaml").read_text()
+        + '  mrn: {type: string, class: identifier, pattern: "VH-[0-9]{7}"}\n')
+    tpl = root / "templates" / f"{CAMPAIGN}.mjml"
+    tpl.write_text(tpl.read_text().replace(
+        "<mj-text>To change it",
+        f"<mj-text>SSN {values[0]}, DOB: {values[1]}, MRN {values[2]}, {values[3]}</mj-text>\n"
+        "        <mj-text>To change it"))
+    seg = root / "segments" / "upcoming-appointments.yaml"
+    seg.write_text(seg.read_text() + f'    - {{field: mrn, op: "!=", value: "{values[2]}"}}\n')
+    outputs = []
+    for fmt in ("text", "json", "sarif", "github"):
+        r = run_campaign("lint", "--format", fmt, root=root, env={"AUDIT_KEY": "k"})
+        assert r.returncode == 1 and "CNT-002" in r.stdout, (fmt, r.stdout, r.stderr)
+        outputs += [r.stdout, r.stderr]
+    outputs += [p.read_text() for p in (root / ".campaign").glob("*") if p.is_file()]
+    assert outputs[0].count("CNT-002") == 5, outputs[0]
+    for v in values:
+        assert not [o for o in outputs if v.lower() in o.lower()], v
