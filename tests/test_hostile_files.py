@@ -16,7 +16,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from conftest import run_campaign
 
 SCAFFOLD = Path(__file__).resolve().parent.parent / "toolkit" / "scaffold"
@@ -126,12 +125,12 @@ BOMBS = {
                  f"joining values with '~' {LIMIT}"),
     "nested_loops": ("{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}"
                      "{% endfor %}",
-                     "more than 100,000 loop iterations and calls in one render, the limit "
+                     "more than 20,000 loop iterations and calls in one render, the limit "
                      '(docs/format.md, "Limits"); a template loops over a few items, never '
                      "thousands"),
     "fan_out": ("{% macro f(n) %}{% if n < 40 %}{{ f(n + 1) }}{{ f(n + 1) }}{% endif %}"
                 "{% endmacro %}{{ f(0) }}",
-                "more than 100,000 loop iterations and calls in one render, the limit "
+                "more than 20,000 loop iterations and calls in one render, the limit "
                 '(docs/format.md, "Limits"); a template loops over a few items, never '
                 "thousands"),
     "recursion": ("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
@@ -253,17 +252,15 @@ def test_templates_nested_too_deep_are_refused_when_read(tmp_path: Path) -> None
 
 def test_nesting_at_the_limits_still_renders(tmp_path: Path) -> None:
     root = scaffold(tmp_path)
+    widest = "{{ " + "(" * 31 + " + ".join(["1"] * 65) + ")" * 31 + " }}"
     add_campaign(root, "deepest", "{% if true %}" * 15 + "{% for i in [1] %}{{ "
-                 + "(" * 32 + "1" + ")" * 32 + " }}{% endfor %}" + "{% endif %}" * 15)
-    add_campaign(root, "widest", "{{ " + "(" * 31 + " + ".join(["1"] * 65) + ")" * 31 + " }}")
-    proc = run_campaign("lint", "deepest", "widest", root=root)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+                 + "(" * 32 + "1" + ")" * 32 + " }} " + widest + "{% endfor %}"
+                 + "{% endif %}" * 15)
     proc = run_campaign("render", "deepest", "--persona", "alex", "--format", "text", root=root)
     assert proc.returncode == 0, proc.stderr
-    assert "Hello Alex, 1" in proc.stdout
-    proc = run_campaign("render", "widest", "--persona", "alex", "--format", "text", root=root)
-    assert proc.returncode == 0, proc.stderr
-    assert "Hello Alex, 65" in proc.stdout
+    assert "Hello Alex, 1 65" in proc.stdout
+    proc = run_campaign("lint", "deepest", root=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 # --- paths that leave the templates folder -------------------------------------------------
@@ -279,7 +276,11 @@ def test_includes_and_links_out_of_the_repository_are_refused(tmp_path: Path) ->
         "extends": add_campaign(root, "extends", '{% extends "../../secret.mjml" %}'),
         "linked": add_campaign(root, "linked", '{% include "partials/linked.mjml" %}'),
         "linked_dir": add_campaign(root, "linked_dir", '{% include "outside/secret.mjml" %}'),
+        "html": add_campaign(root, "html", '{% include "partials/x.html" %}'),
     }
+    # read by the analysis, but never rendered: partials are .mjml files
+    (root / "templates" / "partials" / "x.html").write_text("<mj-text>x</mj-text>\n",
+                                                            encoding="utf-8")
     os.symlink(secret, root / "templates" / "partials" / "linked.mjml")
     os.symlink(tmp_path, root / "templates" / "outside")
     # a whole campaign folder linked from elsewhere
@@ -295,6 +296,9 @@ def test_includes_and_links_out_of_the_repository_are_refused(tmp_path: Path) ->
     assert f"{files['absolute']}:{LINE}:1: {missing.format('/etc/passwd')}\n" in out
     assert f"{files['extends']}:{LINE}:1: {missing.format('../../secret.mjml')}\n" in out
     assert f"{files['linked_dir']}:{LINE}:1: {missing.format('outside/secret.mjml')}\n" in out
+    assert (f"{files['html']}:{LINE}:1: error CFG-002 the template cannot render: partial "
+            "'partials/x.html' not found under templates/ (partials are .mjml files); create it "
+            "or fix the name\n") in out
     assert ("templates/partials/linked.mjml:1:1: error CFG-001 template is a symbolic link to a "
             "file outside the repository; replace the link with the file itself\n") in out
     assert ("campaigns/linked-campaign/campaign.yaml:1:1: error CFG-001 YAML file is a symbolic "
@@ -375,10 +379,12 @@ def test_wrongly_nested_mjml_is_a_finding_at_its_line(tmp_path: Path) -> None:
             "<mj-column>; put it inside <mjml>\n") in proc.stdout
 
 
-@pytest.mark.parametrize("snippet", ["{{ [1, 2, 3]|join(', ') }}", "{{ '%-5s|' % 'ab' }}",
-                                     "{{ '{:>4}'.format(7) }}", "{{ 2 ** 100 }}"])
-def test_ordinary_templates_are_untouched(tmp_path: Path, snippet: str) -> None:
+def test_ordinary_templates_are_untouched(tmp_path: Path) -> None:
     root = scaffold(tmp_path)
-    add_campaign(root, "ordinary", snippet)
-    proc = run_campaign("lint", "ordinary", root=root)
+    for i, snippet in enumerate(["{{ [1, 2, 3]|join(', ') }}", "{{ '%-5s|' % 'ab' }}",
+                                 "{{ '{:>4}'.format(7) }}", "{{ 2 ** 100 }}",
+                                 "{% for i in range(10000) %}{% endfor %}"]):
+        add_campaign(root, f"ordinary-{i}", snippet)
+    proc = run_campaign("lint", root=root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 errors, 0 warnings, 0 waived in 6 campaigns" in proc.stdout

@@ -52,9 +52,10 @@ MAX_RANGE = 10_000
 
 # Steps of one render: loop iterations plus calls (macros, methods, `loop()` of a
 # recursive loop). Bounds templates that loop or recurse without producing output, e.g.
-# nested loops or a macro calling itself twice per level; the example's templates take
-# under 200.
-MAX_RENDER_STEPS = 100_000
+# nested loops or a macro calling itself twice per level. The example's renders take at
+# most 2 steps (and print at most 2.5 KB of MJML); 20,000 allows one loop over a whole
+# MAX_RANGE, and costs well under a second.
+MAX_RENDER_STEPS = 20_000
 
 # Bits of an integer a template computes with `**`: Python refuses to print an integer
 # of more than 4,300 digits (about 14,300 bits) anyway, while 10 ** 10 ** 10 would run

@@ -321,7 +321,7 @@ def _refused_strings(campaign: Campaign, ctx: dict[str, Any]) -> list[Finding]:
         except Exception as exc:  # syntax and unknown fields are the analysis' findings
             err = _template_error(exc, campaign.file)
             if err.refused:
-                out.append(Finding(rule=RULE, message=f"{key} cannot render: {err.message}",
+                out.append(Finding(rule=err.refused, message=f"{key} cannot render: {err.message}",
                                    pos=campaign.pos(key), campaign=campaign.id))
     return out
 
@@ -350,7 +350,7 @@ def _check(repo: Repo, campaign: Campaign) -> list[Finding]:
             plain = render_mjml(repo, campaign, ctx)
         except RenderError as exc:
             if exc.refused:  # the sandbox or a limit: no contact can make it render
-                refused.append(Finding(rule=RULE, message=f"the template cannot render: "
+                refused.append(Finding(rule=exc.refused, message=f"the template cannot render: "
                                        f"{exc.message}", pos=Pos(exc.file, exc.line),
                                        campaign=campaign.id))
             if refused:

@@ -29,7 +29,13 @@ from typing import Any
 
 import css_inline
 import mjml
-from jinja2 import FunctionLoader, Template, TemplateError, TemplateSyntaxError
+from jinja2 import (
+    FunctionLoader,
+    Template,
+    TemplateError,
+    TemplateNotFound,
+    TemplateSyntaxError,
+)
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
@@ -48,13 +54,14 @@ PREVIEW_NOW = dt.datetime(2026, 11, 25, 9, 0, tzinfo=dt.UTC)
 class RenderError(Exception):
     """A campaign cannot render. `message` never quotes contact data."""
 
-    def __init__(self, message: str, file: str, line: int = 1, *, refused: bool = False):
+    def __init__(self, message: str, file: str, line: int = 1, *, refused: str | None = None):
         super().__init__(f"{file}:{line}: {message}")
         self.message = message
         self.file = file
         self.line = line
-        # the template itself is refused (sandbox, limits, endless recursion), whatever the
-        # contact: lint reports it (toolkit.mjml_check), unlike a field one persona lacks
+        # the rule (CFG-001, CFG-002 for a missing partial) when the template itself cannot
+        # render (sandbox, limits, endless recursion), whatever the contact: lint reports it
+        # (toolkit.mjml_check), unlike a field one persona lacks
         self.refused = refused
 
 
@@ -243,7 +250,10 @@ def _template_error(exc: BaseException, default_file: str) -> RenderError:
     for frame in traceback.extract_tb(exc.__traceback__):
         if frame.filename.startswith("templates/"):
             file, line = frame.filename, frame.lineno or 1
-    if isinstance(exc, TemplateError):
+    if isinstance(exc, TemplateNotFound):  # the loader collects only .mjml files
+        detail = (f"partial '{exc.name}' not found under templates/ (partials are .mjml files); "
+                  "create it or fix the name")
+    elif isinstance(exc, TemplateError):
         # UndefinedError and SecurityError name variables and attributes, not their values
         detail = exc.message or type(exc).__name__
     elif isinstance(exc, RecursionError):
@@ -254,8 +264,9 @@ def _template_error(exc: BaseException, default_file: str) -> RenderError:
     else:
         detail = (f"{type(exc).__name__} while rendering "
                   "(a filter or operation got an unsuitable value)")
-    return RenderError(detail, file, line,
-                       refused=isinstance(exc, (SecurityError, RecursionError, MemoryError)))
+    refused = ("CFG-002" if isinstance(exc, TemplateNotFound) else "CFG-001"
+               if isinstance(exc, (SecurityError, RecursionError, MemoryError)) else None)
+    return RenderError(detail, file, line, refused=refused)
 
 
 # --- rendering ----------------------------------------------------------------------------

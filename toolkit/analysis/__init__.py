@@ -26,7 +26,7 @@ from toolkit.analysis.scope import BUILTINS, CANNOT_FOLLOW, FieldUse, Parsed
 from toolkit.analysis.walker import Walker
 from toolkit.findings import Finding, Pos
 from toolkit.jinja_env import make_env, make_string_env
-from toolkit.limits import BadFile, check_template
+from toolkit.limits import MAX_TEMPLATE_BYTES, BadFile, check_template, read_text
 from toolkit.models import Campaign, Repo
 
 __all__ = [
@@ -107,9 +107,11 @@ def _source(repo: Repo, name: str) -> str | None:
     path = (base / name).resolve()
     if base not in path.parents or not path.is_file():
         return None
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+    try:  # held to the limits the loader applies to .mjml templates (toolkit/limits.py)
+        text = read_text(path, MAX_TEMPLATE_BYTES, "template")
+        check_template(text)
+        return text
+    except (OSError, BadFile):
         return None
 
 
