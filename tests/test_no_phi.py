@@ -46,6 +46,10 @@ import pytest
 import yaml
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from conftest import run_campaign
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 from no_phi_helpers import Markers, Scan, email_marker, marker
 from send_helpers import CAMPAIGN, sendable
 
@@ -151,6 +155,8 @@ def _edit_repo(root: Path, appointment: dt.datetime) -> None:
     cfile = root / "campaigns" / CAMPAIGN / "campaign.yaml"
     doc = yaml.safe_load(cfile.read_text())
     doc["phi_fields"] = [*SHOWN, "next_appointment"]
+    # S/MIME where a recipient has a usable certificate: the certificate carries the name
+    doc["delivery"] = {"relay": "default", "encryption": "smime-preferred"}
     cfile.write_text(yaml.safe_dump(doc, sort_keys=False))
     personas = root / "fixtures" / "personas.yaml"
     doc = yaml.safe_load(personas.read_text())
@@ -196,12 +202,35 @@ def _records(m: Markers) -> list[Any]:
         {**good[0], "id": marker("id-markup"), "email": email_marker(85),
          "department": "</mj-text><mj-raw>" + marker("mjml")},
     ]
+    # certificates name the patient: one usable, one for another address, one not a PEM
+    bad += [
+        {**good[0], "id": marker("id-cert"), "email": email_marker(86),
+         "smime_certificate": _certificate(email_marker(86))},
+        {**good[0], "id": marker("id-cert-other"), "email": email_marker(87),
+         "smime_certificate": _certificate(email_marker(98))},
+        {**good[0], "id": marker("id-cert-bad"), "email": email_marker(88),
+         "smime_certificate": "-----BEGIN CERTIFICATE-----\n" + marker("pem")
+         + "\n-----END CERTIFICATE-----\n"},
+    ]
     # a wrong type in each field that is not a string: the marker where a value should be
     for name in [*m.dates, *m.untyped, *(k for k, v in m.values.items() if isinstance(v, list)),
                  "age", "authorizations", "no_email"]:
         bad.append({**good[1], "id": marker(f"id-type-{name}"), "email": email_marker(95),
                     name: marker(f"wrongtype-{name}")})
     return good + bad
+
+
+def _certificate(address: str) -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, marker("cert-name"))])
+    now = dt.datetime.now(dt.UTC)
+    return (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(address)]),
+                           critical=False)
+            .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode())
 
 
 def _write_sources(inputs: Path, records: list[Any]) -> dict[str, Path]:
@@ -447,7 +476,9 @@ def test_delivered_messages_carry_what_the_template_shows(world: World) -> None:
     """The markers did flow: so their absence elsewhere means something."""
     delivered = _by_recipient(world.delivered)
     dry = _by_recipient([p.read_bytes() for p in world.dry_emls])
-    assert len(dry) == 13  # good, hostile and the one that fails only at the relay
+    assert len(dry) == 16  # good, hostile, certificates, and what fails only at the relay
+    secure = email.message_from_bytes(delivered[email_marker(86)], policy=policy.default)
+    assert secure.get_content_type() == "application/pkcs7-mime"
     stamp = world.markers.values["next_appointment"]
     when = dt.datetime.fromisoformat(stamp).strftime("%B %-d, %Y at %H:%M")
     for i in range(GOOD):
