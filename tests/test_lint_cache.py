@@ -82,7 +82,7 @@ CHANGES = [
     ("segment", "segments/donors.yaml", '{field: age, op: ">=", value: 18}',
      '{field: care_status, op: "==", value: active}', "HIPAA-FR-001", 1),
     ("template", "templates/appointment-reminder.mjml", "Hello {{ contact.first_name }},",
-     "Hello {{ contact.first_name }} ({{ contact.age }}),", "HIPAA-MIN-001", 2),
+     "Hello {{ contact.first_name }} ({{ contact.age }}),", "HIPAA-MIN-001", 1),
     ("partial", "templates/partials/footer.mjml", "{{ organization.name }},",
      "{{ organization.name }} ({{ contact.language }}),", "HIPAA-MIN-001", 2),
     ("toolkit.yaml", "toolkit.yaml", "guarantees_encryption: true",
@@ -157,6 +157,55 @@ def test_an_unrelated_campaign_edit_relints_only_that_campaign(root: Path) -> No
     after, cache = cached(root)
     assert (cache.hits, cache.misses) == (1, 1)
     assert after == fresh(root)
+
+
+def test_a_template_no_campaign_reaches_relints_nothing(root: Path) -> None:
+    (root / "templates" / "unused.mjml").write_text("<mjml><mj-body></mj-body></mjml>\n")
+    (root / "templates" / "notes.txt").write_text("not a template\n")
+    after, cache = cached(root)
+    assert (cache.hits, cache.misses) == (2, 0)
+    assert after == fresh(root)
+
+
+def test_a_partial_found_missing_then_created_relints(root: Path) -> None:
+    # `ignore missing`: no finding while it is absent, so the entry keeps the name as absent
+    edit(root, "templates/appeal.mjml", '{% include "partials/footer.mjml" %}',
+         '{% include "partials/footer.mjml" %}{% include "partials/promo.mjml" '
+         "ignore missing %}")
+    before, cache = cached(root)
+    assert (cache.misses, before) == (1, fresh(root))
+    assert "HIPAA-MIN-001" not in {f[0] for f in before}
+    (root / "templates" / "partials" / "promo.mjml").write_text(
+        "<mj-section><mj-column><mj-text>{{ contact.age }}</mj-text></mj-column>"
+        "</mj-section>\n")
+    after, cache = cached(root)
+    assert (cache.hits, cache.misses) == (1, 1)
+    assert "HIPAA-MIN-001" in {f[0] for f in after}
+    assert after == fresh(root)
+
+
+def test_a_campaign_with_analysis_problems_depends_on_every_template(root: Path) -> None:
+    edit(root, "templates/appeal.mjml", '{% include "partials/footer.mjml" %}',
+         '{% include "partials/footer.mjml" %}{% include "partials/" ~ campaign.id %}')
+    before, cache = cached(root)
+    assert "CNT-003" in {f[0] for f in before} and before == fresh(root)
+    entries = json.loads((root / ".campaign" / CACHE_FILE).read_text())["entries"]
+    assert set(entries["annual-appeal"]["deps"]) == {"tree"}
+    assert set(entries["appointment-reminder"]["deps"]) == {"templates"}
+    (root / "templates" / "unused.mjml").write_text("<mjml><mj-body></mj-body></mjml>\n")
+    after, cache = cached(root)
+    assert (cache.hits, cache.misses) == (1, 1)
+    assert after == fresh(root)
+
+
+def test_a_campaign_whose_template_is_missing_relints_when_it_appears(root: Path) -> None:
+    edit(root, APPEAL, "template: appeal", "template: appeal-2027")
+    before, _ = cached(root)
+    assert "CFG-002" in {f[0] for f in before} and before == fresh(root)
+    shutil.copy(root / "templates" / "appeal.mjml", root / "templates" / "appeal-2027.mjml")
+    after, cache = cached(root)
+    assert (cache.hits, cache.misses) == (1, 1)
+    assert "CFG-002" not in {f[0] for f in after} and after == fresh(root)
 
 
 def test_a_removed_campaign_leaves_the_cache_file(root: Path) -> None:

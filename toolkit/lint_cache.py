@@ -14,9 +14,13 @@ A campaign's key covers:
   whose output rules read (Jinja2, MarkupSafe, mjml-python, css-inline, pydantic,
   PyYAML), and the preview moment;
 - the repository files every campaign depends on: toolkit.yaml, every policy file,
-  fixtures/personas.yaml (every YAML file that is neither a campaign nor a segment),
-  and every file under templates/ (names and bytes);
-- the campaign: its id and campaign.yaml, and its segment's file (or its absence).
+  fixtures/personas.yaml (every YAML file that is neither a campaign nor a segment);
+- the campaign: its id and campaign.yaml, and its segment's file (or its absence);
+- its templates: the source of every template name the template analysis looked up
+  for it (its template, every partial, macro file and parent it reaches, and the names
+  it found missing), recorded with the entry and compared when it is read. When the
+  analysis reported a problem (a computed template name it cannot follow, a syntax
+  error, a missing partial), every file under templates/ counts instead.
 
 The file is JSON (never pickle: reading it must not run code), written whole to a
 temporary file and renamed. Anything unreadable in it is a miss, never an error.
@@ -140,8 +144,10 @@ class LintCache:
         self.misses = 0
         from toolkit.render import PREVIEW_NOW
 
+        self._sources: dict[str, str | None] = {}
+        self._tree: str | None = None
         h = hashlib.sha256()
-        _feed(h, toolkit_digest(), PREVIEW_NOW.isoformat(), _templates_digest(repo.root))
+        _feed(h, toolkit_digest(), PREVIEW_NOW.isoformat())
         for rel in sorted(repo.texts):
             if not _is_campaign_or_segment(rel):
                 _feed(h, rel, repo.texts[rel])
@@ -179,12 +185,53 @@ class LintCache:
               seg, texts.get(f"segments/{seg}.yaml"), texts.get(f"segments/{seg}.yml"))
         return h.hexdigest()
 
+    def _source_digest(self, name: str) -> str | None:
+        """A template's source as the analysis reads it now (hashed), None when absent."""
+        if name not in self._sources:
+            from toolkit.analysis import _source
+
+            src = _source(self.repo, name)
+            self._sources[name] = (hashlib.sha256(src.encode("utf-8", "surrogatepass"))
+                                   .hexdigest() if src is not None else None)
+        return self._sources[name]
+
+    def _tree_digest(self) -> str:
+        if self._tree is None:
+            self._tree = _templates_digest(self.repo.root)
+        return self._tree
+
+    def _deps(self, campaign: Campaign) -> dict[str, Any]:
+        from toolkit.analysis import analyze_campaign
+
+        analysis = analyze_campaign(self.repo, campaign)
+        if analysis.problems:  # perhaps a name it could not follow: every template counts
+            return {"tree": self._tree_digest()}
+        names = [name for name, _ in analysis.template_reads]
+        template = self.repo.template_for(campaign)
+        main = template.name if template is not None else campaign.template
+        # the campaign's own template, even when missing: creating it must void the entry
+        for name in (main, campaign.template, f"{campaign.template}.mjml"):
+            if name not in names:
+                names.append(name)
+        return {"templates": {name: self._source_digest(name) for name in names}}
+
+    def _deps_unchanged(self, deps: Any) -> bool:
+        if not isinstance(deps, dict):
+            return False
+        if "tree" in deps:
+            return bool(deps["tree"] == self._tree_digest())
+        templates = deps.get("templates")
+        return isinstance(templates, dict) and all(
+            isinstance(name, str) and self._source_digest(name) == digest
+            for name, digest in templates.items())
+
     def get(self, campaign: Campaign) -> list[Finding] | None:
         """The cached findings of a campaign whose inputs are unchanged, else None."""
         entry = self.entries.get(campaign.id)
         try:
             if (isinstance(entry, dict) and entry.get("key") == self.key(campaign)
-                    and isinstance(entry.get("findings"), list)):
+                    and isinstance(entry.get("findings"), list)
+                    and self._deps_unchanged(entry.get("deps"))):
                 found = [_decode(row) for row in entry["findings"]]
                 self.hits += 1
                 return found
@@ -194,7 +241,7 @@ class LintCache:
         return None
 
     def put(self, campaign: Campaign, findings: list[Finding]) -> None:
-        self.entries[campaign.id] = {"key": self.key(campaign),
+        self.entries[campaign.id] = {"key": self.key(campaign), "deps": self._deps(campaign),
                                      "findings": [_encode(f) for f in findings]}
         self.changed = True
 

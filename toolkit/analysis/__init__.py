@@ -44,6 +44,9 @@ class CampaignAnalysis:
     files: tuple[str, ...]
     problems: tuple[Finding, ...]
     builtins_used: frozenset[str]
+    # every template name the analysis looked up, with the source it found (None: none):
+    # what the lint cache keys a campaign's template inputs on (toolkit.lint_cache)
+    template_reads: tuple[tuple[str, str | None], ...] = ()
 
     @property
     def fields_used(self) -> frozenset[str]:
@@ -66,6 +69,7 @@ class _TemplateResult:
     files: tuple[str, ...]
     problems: tuple[Finding, ...]
     builtins: frozenset[str]
+    reads: tuple[tuple[str, str | None], ...] = ()
 
 
 # (root, template name, fields) -> (sources read: ((name, source or None), ...), result)
@@ -144,6 +148,7 @@ def _analyze_template(repo: Repo, name: str, fields: frozenset[str]) -> _Templat
         files=tuple(walker.files),
         problems=tuple(dict.fromkeys(walker.problems)),
         builtins=frozenset(walker.builtins),
+        reads=tuple(read.items()),
     )
     if len(_CACHE) >= _CACHE_MAX:
         _CACHE.clear()
@@ -209,13 +214,14 @@ def _analyze_campaign(repo: Repo, campaign: Campaign) -> CampaignAnalysis:
     urls: tuple[UrlUse, ...] = ()
     tags: tuple[TagUse, ...] = ()
     files: tuple[str, ...] = ()
+    reads: tuple[tuple[str, str | None], ...] = ()
     template = repo.template_for(campaign)
     if template is not None:
         result = _analyze_template(repo, template.name, fields)
         uses += result.uses
         problems += result.problems
         builtins |= result.builtins
-        urls, tags, files = result.urls, result.tags, result.files
+        urls, tags, files, reads = result.urls, result.tags, result.files, result.reads
     return CampaignAnalysis(
         campaign=campaign.id,
         field_uses=tuple(dict.fromkeys(uses)),
@@ -224,4 +230,5 @@ def _analyze_campaign(repo: Repo, campaign: Campaign) -> CampaignAnalysis:
         files=files,
         problems=tuple(dict.fromkeys(problems)),
         builtins_used=frozenset(builtins),
+        template_reads=reads,
     )
