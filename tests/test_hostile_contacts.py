@@ -299,8 +299,8 @@ def test_header_values_from_contacts_never_add_a_header(tmp_path: Path) -> None:
     for to in ("patient1@example.org", "patient2@example.org"):
         assert NAMES[to][0].encode() not in header_bytes(got[to])
         assert b"Subject: =?utf-8?" in header_bytes(got[to])
-    assert (b"Subject: Hello =?utf-8?b?Wm/DqyDDhW5nc3Ryw7ZtIOWxseeUsCDwn5iALA==?= your visit\r\n"
-            in header_bytes(got["patient3@example.org"]))
+    assert (b"Subject: =?utf-8?b?SGVsbG8gWm/DqyDDhW5nc3Ryw7ZtIOWxseeUsCDwn5iALCB5b3VyIHZp?=\r\n"
+            b" =?utf-8?b?c2l0?=\r\n" in header_bytes(got["patient3@example.org"]))
 
 
 def test_html_and_script_in_fields_are_escaped_in_the_html_part(tmp_path: Path) -> None:
@@ -386,7 +386,7 @@ def test_with_smtputf8_a_non_ascii_local_part_goes_as_utf8(tmp_path: Path) -> No
     head = header_bytes(raw)
     # RFC 6532: the address as UTF-8 in the header, the display text still RFC 2047
     assert f"\r\nTo: {UTF8_LOCAL}\r\n".encode() in head
-    assert b"Subject: Hello =?utf-8?q?Zo=C3=AB=2C?= your visit\r\n" in head
+    assert b"Subject: =?utf-8?q?Hello_Zo=C3=AB=2C_your_visit?=\r\n" in head
     msg = email.message_from_bytes(raw, policy=policy.SMTPUTF8)
     assert msg.defects == [] and [k for k, _ in msg.raw_items()] == HEADERS
     assert str(msg["To"]) == UTF8_LOCAL

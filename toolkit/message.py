@@ -16,8 +16,8 @@ decide them are fixed here and documented in docs/rendering.md:
   `subject_line` and never parsed by the email package: it decodes RFC 2047 encoded
   words in what it is given, CR and LF included, and folds them out raw (CVE-2024-6923,
   fixed only in Python 3.11.10), so a name or address holding `=?utf-8?q?=0D=0A...?=`
-  would add headers. A subject that holds `=?` is sent wholly encoded, so that it
-  reads back as written; a non-ASCII address goes as UTF-8 (RFC 6532);
+  would add headers. A subject that is not short plain ASCII is sent wholly encoded,
+  so that it reads back as written; a non-ASCII address goes as UTF-8 (RFC 6532);
 - a subject longer than MAX_SUBJECT_CHARS (after cleaning) is a render error for that
   recipient: no mail client shows more, and the email package folds long headers in
   quadratic time (a 1 MB contact field in the subject took two minutes).
@@ -93,14 +93,13 @@ def to_line(address: str) -> bytes:
 
 
 def subject_line(text: str) -> bytes:
-    """The Subject header for cleaned text: as is when short printable ASCII; folded by
-    the email policy (RFC 2047 for non-ASCII words) otherwise; wholly encoded when it
-    holds `=?`, which a reader would otherwise decode as an encoded word."""
+    """The Subject header for cleaned text: as is when short printable ASCII without
+    `=?`; otherwise wholly RFC 2047-encoded (UTF-8), folded at 78 characters. Not the
+    email package's folder: besides decoding `=?...?=` it is given, it can put a word's
+    space between two encoded words, where readers drop it (RFC 2047 6.2)."""
     if _PLAIN_ASCII.match(text) and len(text) <= 69 and "=?" not in text:
         return b"Subject: " + text.encode("ascii") + b"\r\n"
-    if "=?" not in text:
-        return POLICY.header_factory("Subject", text).fold(policy=POLICY).encode("ascii")
-    encoded = Header(text, "utf-8", maxlinelen=78, header_name="Subject").encode("\r\n")
+    encoded = Header(text, "utf-8", maxlinelen=78, header_name="Subject").encode(linesep="\r\n")
     return ("Subject: " + encoded + "\r\n").encode("ascii")
 
 
