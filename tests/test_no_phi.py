@@ -434,12 +434,7 @@ def _exercise(w: World, src: dict[str, Path]) -> None:
         ("--debug", "send", CAMPAIGN, "--contacts", contacts, "--dry-run", "--out",
          str(w.dry_out), {"env": {"CAMPAIGN_SEND_WORKERS": "2"}}))
     # a real send that partly fails, then a resumed one
-    first = w.run("send", CAMPAIGN, "--contacts", contacts)
-    # 550, 451 (retried), a render failure (the UTF-8 address: tests/test_hostile_contacts.py)
-    for line in ("failed 1: 550 5.1.1 <<address>>: Recipient address rejected",
-                 "failed 1: 451 4.3.0 mailbox <address> is busy", "failed 1: render failed",
-                 "unconfirmed 0"):
-        assert line in first.stdout, first.stdout
+    w.run("send", CAMPAIGN, "--contacts", contacts)
     w.run("--debug", "send", CAMPAIGN, "--contacts", contacts)
 
 
@@ -519,6 +514,12 @@ def _by_recipient(messages: list[bytes]) -> dict[str, bytes]:
 
 
 def test_failure_reasons_are_recorded_without_the_address(world: World) -> None:
+    first = next(r for r in world.runs if r.args[0] == "send")
+    # 550, 451 (retried), a render failure (the UTF-8 address: tests/test_hostile_contacts.py)
+    for line in ("failed 1: 550 5.1.1 <<address>>: Recipient address rejected",
+                 "failed 1: 451 4.3.0 mailbox <address> is busy", "failed 1: render failed",
+                 "unconfirmed 0"):
+        assert line in first.stdout, first.stdout
     con = sqlite3.connect(world.root / ".campaign" / "ledger.sqlite")
     rows = list(con.execute("SELECT state, code, reply FROM deliveries WHERE state != 'sent' "
                             "ORDER BY code IS NULL, code DESC"))
