@@ -99,6 +99,7 @@ class World:
     markers: Markers
     inputs: Path  # contact files and mail coming back: contact data by design
     dry_out: Path
+    demo: Path = Path()
     runs: list[Run] = field(default_factory=list)
     delivered: list[bytes] = field(default_factory=list)
     dry_emls: list[Path] = field(default_factory=list)
@@ -383,6 +384,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
                   env={**os.environ, **s.env, "TMPDIR": str(tmp / "tmp"),
                        "HOME": str(tmp / "home"), "XDG_CACHE_HOME": str(tmp / "home" / ".cache")})
         w.env.pop("CAMPAIGN_DATA_KEY", None)
+        w.demo = tmp / "demo-out"
         _exercise(w, _write_sources(inputs, _records(m)))
         w.delivered = [r.data for r in s.received]
     _after_send(w)
@@ -452,9 +454,13 @@ def _after_send(w: World) -> None:
                                                    marker("email-invalid"), "x"]) + "\n")
     w.run("suppress", "import", str(bad), expect=2)
     w.run("suppress", "import", str(export))
+    # contacts where `campaign demo` takes them: the demo sends to them; the site, built
+    # beside them, must still show personas only
+    shutil.copy(w.inputs / "contacts.jsonl", w.root / "fixtures" / "contacts.jsonl")
     w.run_all(("build", "--out", str(w.tmp / "site")),  # with a ledger and suppressions
               ("plan", CAMPAIGN, "--contacts", str(w.inputs / "contacts.jsonl"), "--format",
-               "json"))
+               "json"),
+              ("demo", "--out", str(w.demo)))
     w.run_all(("audit", "verify"), ("audit", "report"), ("audit", "report", "--format", "json"))
 
 
@@ -513,6 +519,12 @@ def _by_recipient(messages: list[bytes]) -> dict[str, bytes]:
     return {str(email.message_from_bytes(m, policy=policy.default)["To"]): m for m in messages}
 
 
+def test_the_demo_delivered_to_the_marker_contacts(world: World) -> None:
+    subjects = {str(email.message_from_bytes(p.read_bytes(), policy=policy.default)["Subject"])
+                for p in (world.demo / "mailbox" / "new").iterdir()}
+    assert f"Hello {marker('first_name')}, your visit" in subjects
+
+
 def test_failure_reasons_are_recorded_without_the_address(world: World) -> None:
     first = next(r for r in world.runs if r.args[0] == "send")
     # 550, 451 (retried), a render failure (the UTF-8 address: tests/test_hostile_contacts.py)
@@ -541,6 +553,9 @@ def test_no_marker_outside_the_delivered_messages(world: World) -> None:
         scan.stream(f"stderr of campaign {' '.join(r.args)}", r.stderr)
     # what the test wrote as input is contact data; what the commands encrypted is scanned
     plain = [p for p in world.inputs.iterdir() if not p.name.endswith(".enc")]
+    # the demo's copies of the contacts, and the mail its relay delivered
+    plain += [world.root / "fixtures" / "contacts.jsonl",
+              world.demo / "repo" / "fixtures" / "contacts.jsonl", world.demo / "mailbox"]
     # the bounced address is kept by design: a suppression list of addresses
     scan.tree(world.tmp, skip=plain, skip_suffix={world.dry_out: ".eml"},
               allowed={FILE_NAME: [world.bounced, OPT_OUT]})
