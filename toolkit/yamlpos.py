@@ -11,6 +11,7 @@ converting cost as much as parsing the file (bench/lint.md).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -143,12 +144,27 @@ def _pos(file: str, mark: yaml.Mark | None) -> Pos:
     return Pos(file, mark.line + 1, mark.column + 1)
 
 
-def _convert(node: yaml.Node, file: str, ctor: yaml.constructor.SafeConstructor) -> Any:
+class _MayExceed(Exception):
+    """Converting met more values or deeper nesting than the limits allow: _check_shape
+    decides, and raises its own error (toolkit/limits.py)."""
+
+
+def _convert(node: yaml.Node, file: str, ctor: yaml.constructor.SafeConstructor,
+             budget: list[int], depth: int) -> Any:
+    """Plain values of a node tree. `budget` counts down the values (nodes, aliases
+    expanded) still allowed, `depth` is the node's nesting level (negative: unlimited,
+    once _check_shape has passed the document): converting counts what
+    _check_shape counts, so that a document within the limits is walked once, not twice
+    (bench/lint.md); one that may exceed them raises _MayExceed before it grows further."""
     # str scalars (most of a repository) are their node's value: what construct_yaml_str
     # returns, without its bookkeeping
     if isinstance(node, yaml.MappingNode):
+        pairs = node.value
+        budget[0] -= 2 * len(pairs)
+        if budget[0] < 0 or depth > MAX_YAML_DEPTH:
+            raise _MayExceed
         out: dict[Any, Any] = {}
-        for knode, vnode in node.value:
+        for knode, vnode in pairs:
             ktag = knode.tag
             if ktag == _STR and type(knode) is yaml.ScalarNode:
                 key = knode.value
@@ -157,6 +173,8 @@ def _convert(node: yaml.Node, file: str, ctor: yaml.constructor.SafeConstructor)
                     raise YamlError(
                         "YAML merge keys (<<) are not supported", _pos(file, knode.start_mark)
                     )
+                if type(knode) is not yaml.ScalarNode and depth > 0:
+                    raise _MayExceed  # a collection as a key: its values count too
                 key = ctor.construct_object(knode, deep=True)
                 if isinstance(key, (list, dict)):
                     raise YamlError(
@@ -167,18 +185,35 @@ def _convert(node: yaml.Node, file: str, ctor: yaml.constructor.SafeConstructor)
             if vnode.tag == _STR and type(vnode) is yaml.ScalarNode:
                 out[key] = vnode.value
             else:
-                out[key] = _convert(vnode, file, ctor)
+                out[key] = _convert(vnode, file, ctor, budget, depth + 1)
         return out
     if isinstance(node, yaml.SequenceNode):
+        items = node.value
+        budget[0] -= len(items)
+        if budget[0] < 0 or depth > MAX_YAML_DEPTH:
+            raise _MayExceed
         return [
             item.value
             if item.tag == _STR and type(item) is yaml.ScalarNode
-            else _convert(item, file, ctor)
-            for item in node.value
+            else _convert(item, file, ctor, budget, depth + 1)
+            for item in items
         ]
     if node.tag == _STR and type(node) is yaml.ScalarNode:
         return node.value
     return ctor.construct_object(node, deep=True)
+
+
+def _convert_checked(node: yaml.Node, file: str, ctor: yaml.constructor.SafeConstructor) -> Any:
+    """_convert within the limits, with _check_shape's errors first as when it ran alone."""
+    try:
+        return _convert(node, file, ctor, [MAX_YAML_VALUES - 1], 1)
+    except _MayExceed:
+        _check_shape(node, file)  # raises the limit's error, naming where
+        # within the limits after all (a collection as a key): no limit, no depth
+        return _convert(node, file, ctor, [sys.maxsize], -sys.maxsize)
+    except YamlError:
+        _check_shape(node, file)  # a limit error comes before a duplicate key
+        raise
 
 
 def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
@@ -191,8 +226,7 @@ def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
             node = loader.get_single_node()
             if node is None:
                 return None, SourceMap(file)
-            _check_shape(node, file)
-            data = _convert(node, file, loader)
+            data = _convert_checked(node, file, loader)
             return data, SourceMap(file, node, data)
         finally:
             loader.dispose()
