@@ -316,8 +316,21 @@ def test_html_and_script_in_fields_are_escaped_in_the_html_part(tmp_path: Path) 
     assert ("&lt;script&gt;alert(1)&lt;/script&gt;&#34;&gt;&lt;img src=x onerror=alert(1)&gt;"
             "{{ 7*7 }}&amp;amp;") in html
     # the text part is text/plain: the literal characters are harmless there
-    assert "Hello <script>alert(1)</script>\"><img src=x onerror=alert(1)>{{ 7*7 }}&" in text
+    assert "Hello <script>alert(1)</script>\"><img src=x onerror=alert(1)>{{ 7*7 }}&amp;," in text
     assert msg["Subject"] == f"Hello {evil}, your visit"
+
+
+def test_the_text_part_keeps_entities_and_links_as_written() -> None:
+    """inscriptis unescapes text that lxml already decoded: the text part read `&lt;b&gt;`
+    as `<b>`, and `&region=` in a link as `®ion=` (toolkit/plaintext.py escapes once more)."""
+    from toolkit.plaintext import html_to_text, whole_text
+
+    html = ('<html><body><div><table role="presentation"><tr><td><p>A &amp;amp; B '
+            '&amp;lt;b&amp;gt; &amp; C <a href="https://clinic.example.org/?lang=en&amp;'
+            'region=us&amp;para=3">more</a></p></td></tr></table></div></body></html>')
+    expected = "A &amp; B &lt;b&gt; & C more (https://clinic.example.org/?lang=en&region=us&para=3)\n"
+    assert html_to_text(html) == expected
+    assert whole_text(html) == expected
 
 
 # --- non-ASCII addresses --------------------------------------------------------------------

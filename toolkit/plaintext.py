@@ -83,9 +83,25 @@ def _clean(raw: str) -> str:
     return _BLANKS.sub("\n\n", text).strip()
 
 
+def _inert(tree: etree._Element) -> etree._Element:
+    """The tree with each `&` of its text and links escaped once more. inscriptis
+    unescapes the text it writes, which lxml has already decoded: without this, a name
+    `&lt;b&gt;` read `<b>` in the text part, and a link `?lang=en&region=us` read
+    `?lang=en®ion=us` (`&reg` is an entity even without its semicolon)."""
+    for el in tree.iter():
+        if el.text and "&" in el.text:
+            el.text = el.text.replace("&", "&amp;")
+        if el.tail and "&" in el.tail:
+            el.tail = el.tail.replace("&", "&amp;")
+        href = el.get("href") if isinstance(el.tag, str) else None
+        if href and "&" in href:
+            el.set("href", href.replace("&", "&amp;"))
+    return tree
+
+
 def _convert(tree: etree._Element) -> str:
     """inscriptis over a (sub)tree whose layout tables are already blocks, cleaned up."""
-    return _clean(Inscriptis(tree, _CONFIG).get_text())
+    return _clean(Inscriptis(_inert(tree), _CONFIG).get_text())
 
 
 def _directives(style: str) -> list[tuple[str, str]]:
@@ -206,4 +222,4 @@ def whole_text(doc: etree._Element | str) -> str:
     for table in list(doc.iter("table")):
         if table.get("role") == "presentation":
             _unlayout(table)
-    return _clean(Inscriptis(doc, _CONFIG).get_text()) + "\n"
+    return _clean(Inscriptis(_inert(doc), _CONFIG).get_text()) + "\n"
