@@ -170,8 +170,9 @@ class RepoCache:
 _REPOS: dict[int, RepoCache] = {}
 
 
-# control characters other than tab and line breaks: invalid in HTML, and MJML stops at them
-_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# control characters other than tab and line breaks, and the noncharacters U+FFFE and
+# U+FFFF (in contact data from odd exports): invalid in HTML, and MJML stops at them
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 
 
 def _no_controls(value: Any) -> Any:
