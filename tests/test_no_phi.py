@@ -61,6 +61,7 @@ from toolkit.suppression import FILE_NAME
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = 6  # recipients with every marker; +4 is refused (550), +5 deferred (451)
 REFUSED, DEFERRED = email_marker(4), email_marker(5)
+DESK = "care-desk"  # a template with a lookup table keyed by a contact field
 OPT_OUT = email_marker(97)  # imported from a CRM export: kept in the suppression list
 SHOWN = ("first_name", "last_name", "department", "treating_physician")  # in the template
 EXTRA_FIELDS = {  # identifiers the example schema lacks; the brief names them
@@ -159,6 +160,18 @@ def _edit_repo(root: Path, appointment: dt.datetime) -> None:
     # S/MIME where a recipient has a usable certificate: the certificate carries the name
     doc["delivery"] = {"relay": "default", "encryption": "smime-preferred"}
     cfile.write_text(yaml.safe_dump(doc, sort_keys=False))
+    # a second campaign looks a value up in a table keyed by a contact field: a recipient
+    # whose department is not in the table cannot render, and the reason must not say which
+    shutil.copytree(root / "campaigns" / CAMPAIGN, root / "campaigns" / DESK)
+    dfile = root / "campaigns" / DESK / "campaign.yaml"
+    desk = yaml.safe_load(dfile.read_text())
+    desk.update(title="Care desk", template=DESK)
+    dfile.write_text(yaml.safe_dump(desk, sort_keys=False))
+    (root / "templates" / f"{DESK}.mjml").write_text(tpl.read_text().replace(
+        "<mj-text>To change it",
+        '{% set desks = {"Cardiology": "555-0100"} %}\n'
+        "        <mj-text>Questions: call {{ desks[contact.department] }}.</mj-text>\n"
+        "        <mj-text>To change it"))
     personas = root / "fixtures" / "personas.yaml"
     doc = yaml.safe_load(personas.read_text())
     doc["alex"].update(last_name="Example", department="Cardiology",
@@ -438,6 +451,7 @@ def _exercise(w: World, src: dict[str, Path]) -> None:
     # a real send that partly fails, then a resumed one
     w.run("send", CAMPAIGN, "--contacts", contacts)
     w.run("--debug", "send", CAMPAIGN, "--contacts", contacts)
+    w.run("send", DESK, "--contacts", contacts)  # no recipient's department is in its table
 
 
 def _after_send(w: World) -> None:
@@ -534,8 +548,15 @@ def test_failure_reasons_are_recorded_without_the_address(world: World) -> None:
         assert line in first.stdout, first.stdout
     con = sqlite3.connect(world.root / ".campaign" / "ledger.sqlite")
     rows = list(con.execute("SELECT state, code, reply FROM deliveries WHERE state != 'sent' "
-                            "ORDER BY code IS NULL, code DESC"))
+                            "AND campaign = ? ORDER BY code IS NULL, code DESC", (CAMPAIGN,)))
+    desk = set(con.execute("SELECT state, code, reply FROM deliveries WHERE campaign = ?",
+                           (DESK,)))
     con.close()
+    # the lookup table's key was the recipient's department: the reason does not name it
+    assert ("failed", None, "render failed: templates/care-desk.mjml:12: a [...] lookup "
+            "found no such key, or one the sandbox refuses; the key is not shown, as it may "
+            "be contact data: test it with `in`, or add | default(...)") in desk
+    assert {r[:2] for r in desk} == {("failed", None)} and len(desk) == 2  # + no last_name
     rows = [r for r in rows if r[1] in (550, 451, None)]  # the hostile ones: tested elsewhere
     assert rows == [
         ("failed", 550, "5.1.1 <<address>>: Recipient address rejected: User unknown"),

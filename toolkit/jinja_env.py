@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined
+from jinja2 import FileSystemLoader, StrictUndefined, Undefined
 from jinja2.exceptions import SecurityError, TemplateRuntimeError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import missing
@@ -49,6 +49,8 @@ class ContactUndefined(StrictUndefined):
 
     @property
     def _undefined_message(self) -> str:
+        if self._undefined_hint:
+            return self._undefined_hint
         if isinstance(self._undefined_obj, TemplateContact) and isinstance(
                 self._undefined_name, str) and not self._undefined_name.startswith("_"):
             name = self._undefined_name
@@ -56,6 +58,23 @@ class ContactUndefined(StrictUndefined):
                     f"with {{% if contact.{name} is defined %}} or "
                     f"{{{{ contact.{name} | default(...) }}}}")
         return super()._undefined_message
+
+
+_NO_KEY = ("a [...] lookup found no such key, or one the sandbox refuses; the key is not "
+           "shown, as it may be contact data: test it with `in`, or add | default(...)")
+
+
+class _Sandbox(BoundedSandbox):
+    """Subscript errors never name the key: a template may look a value up in a table
+    keyed by a contact field (`desks[contact.department]`), and the reason a message could
+    not be made is printed and kept in the ledger."""
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        rv = super().getitem(obj, argument)
+        if isinstance(rv, Undefined) and rv._undefined_hint != _NO_KEY:
+            return self.undefined(hint=_NO_KEY, obj=obj, name=argument,
+                                  exc=rv._undefined_exception)
+        return rv
 
 
 def _date(value: object, fmt: str = "%B %-d, %Y") -> str:
@@ -68,7 +87,7 @@ def _date(value: object, fmt: str = "%B %-d, %Y") -> str:
 
 @lru_cache(maxsize=32)
 def make_env(templates_dir: Path) -> SandboxedEnvironment:
-    env = BoundedSandbox(
+    env = _Sandbox(
         loader=FileSystemLoader(str(templates_dir)),
         undefined=ContactUndefined,
         autoescape=True,
@@ -82,6 +101,6 @@ def make_env(templates_dir: Path) -> SandboxedEnvironment:
 
 def make_string_env() -> SandboxedEnvironment:
     """For subject and preheader: plain text, so no HTML escaping."""
-    env = BoundedSandbox(undefined=ContactUndefined, autoescape=False)
+    env = _Sandbox(undefined=ContactUndefined, autoescape=False)
     env.filters["date"] = _date
     return env
