@@ -52,43 +52,88 @@ def yaml_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml"))
 
 
-def time_parse(root: Path) -> float:
+class Timer:
+    """Wall time and this process's CPU time of a block. On a machine shared with other
+    jobs the CPU time is the steadier figure: other processes lengthen the wall time of
+    whatever runs while they do, not the CPU time it takes."""
+
+    def __enter__(self) -> Timer:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = time.process_time() - self.cpu
+
+    @property
+    def both(self) -> tuple[float, float]:
+        return self.wall, self.cpu
+
+
+def time_parse(root: Path) -> tuple[float, float]:
     files = yaml_files(root)
-    t = time.perf_counter()
-    for p in files:
-        yaml.load(p.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
-    return time.perf_counter() - t
+    with Timer() as t:
+        for p in files:
+            yaml.load(p.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
+    return t.both
 
 
-def time_lint(root: Path) -> tuple[float, float, int, int]:
-    """(lint, load_repo, findings, renders): renders are the campaign x persona previews
-    lint made (the personas each campaign's segment matches, else the first)."""
+def forget_process_caches() -> None:
+    """Empty what a `campaign lint` process would start without: the module-level caches
+    (template parses, analyses, compiled subjects, URL scans, the toolkit's digest), so
+    that a repeated run in this process costs what a fresh one does, imports aside."""
+    from toolkit import analysis, jinja_env, lint_cache, render
+    from toolkit.rules import body, tracking
+
+    analysis._CACHE.clear()
+    analysis._BY_CAMPAIGN.clear()
+    analysis._parse.cache_clear()
+    analysis._parse_string.cache_clear()
+    jinja_env.make_env.cache_clear()
+    render._string_template.cache_clear()
+    render._inliner.cache_clear()
+    body._scan.cache_clear()
+    tracking._STATIC.clear()
+    lint_cache.toolkit_digest.cache_clear()
+
+
+def time_load(root: Path) -> tuple[float, float]:
+    from toolkit.loader import load_repo
+
+    forget_process_caches()
+    with Timer() as t:
+        load_repo(root)
+    return t.both
+
+
+def time_lint(root: Path) -> tuple[tuple[float, float], int, int]:
+    """((wall, cpu), findings, renders): renders are the campaign x persona previews lint
+    made (the personas each campaign's segment matches, else the first)."""
     from toolkit.lint import run_lint
     from toolkit.loader import load_repo
     from toolkit.render import repo_cache
 
-    t = time.perf_counter()
-    repo, load_findings = load_repo(root)
-    t_load = time.perf_counter() - t
-    result = run_lint(repo, load_findings)
-    elapsed = time.perf_counter() - t
-    return elapsed, t_load, len(result.findings), len(repo_cache(repo).previews)
+    forget_process_caches()
+    with Timer() as t:
+        repo, load_findings = load_repo(root)
+        result = run_lint(repo, load_findings)
+    return t.both, len(result.findings), len(repo_cache(repo).previews)
 
 
-def time_lint_cached(root: Path) -> tuple[float, int, int]:
-    """(seconds, hits, misses) of `campaign lint` with its cache (toolkit.lint_cache): load,
-    key every campaign, reuse what is unchanged, lint the rest, write the cache. The
+def time_lint_cached(root: Path) -> tuple[tuple[float, float], int, int]:
+    """((wall, cpu), hits, misses) of `campaign lint` with its cache (toolkit.lint_cache):
+    load, key every campaign, reuse what is unchanged, lint the rest, write the cache. The
     toolkit's digest is recomputed, as in a fresh `campaign lint` process."""
     from toolkit.lint import run_lint
-    from toolkit.lint_cache import LintCache, toolkit_digest
+    from toolkit.lint_cache import LintCache
     from toolkit.loader import load_repo
 
-    toolkit_digest.cache_clear()
-    t = time.perf_counter()
-    repo, load_findings = load_repo(root)
-    cache = LintCache.for_repo(repo)
-    run_lint(repo, load_findings, cache=cache)
-    return time.perf_counter() - t, cache.hits, cache.misses
+    forget_process_caches()
+    with Timer() as t:
+        repo, load_findings = load_repo(root)
+        cache = LintCache.for_repo(repo)
+        run_lint(repo, load_findings, cache=cache)
+    return t.both, cache.hits, cache.misses
 
 
 def cache_file(root: Path) -> Path:
@@ -104,7 +149,7 @@ def change_one_campaign(root: Path, n: int) -> None:
     path.write_text(path.read_text().replace("title: ", f"title: Edit {n} ", 1))
 
 
-def time_lint_static(root: Path) -> float:
+def time_lint_static(root: Path) -> tuple[float, float]:
     """Lint with every rendered-body check skipped (renders empty): the static part alone."""
     from functools import cached_property
 
@@ -120,6 +165,11 @@ def time_lint_static(root: Path) -> float:
         lint.CampaignContext.renders = original
 
 
+def best(times: list[tuple[float, float]]) -> tuple[float, float]:
+    """The least wall time and the least CPU time over the repeats."""
+    return min(w for w, _ in times), min(c for _, c in times)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--campaigns", type=int, default=1000)
@@ -129,44 +179,60 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = make_repo(Path(tmp), args.campaigns)
         n_files = len(yaml_files(root))
-        # each lint runs in a fresh process state as far as the repository goes: caches are
-        # keyed by repository objects, which each load creates anew
-        parse = min(time_parse(root) for _ in range(args.repeat))
-        runs = [time_lint(root) for _ in range(args.repeat)]
-        lint, load, findings, renders = min(runs)
-        static = min(time_lint_static(root) for _ in range(args.repeat))
-        cold_cached = []
-        for _ in range(args.repeat):
-            cache_file(root).unlink(missing_ok=True)
-            cold_cached.append(time_lint_cached(root)[0])
-        warm = [time_lint_cached(root) for _ in range(args.repeat)]
-        one = []
+        # Each lint starts from empty process caches (forget_process_caches) and a new
+        # Repo. Every round measures everything once, parse first and last, so that parse
+        # and lint see the same load of a shared machine.
+        parses, loads, runs, statics = [], [], [], []
+        cold, warm, one = [], [], []
+        hits: dict[str, tuple[int, int]] = {}
+        findings = renders = 0
         for i in range(args.repeat):
+            parses.append(time_parse(root))
+            loads.append(time_load(root))
+            got, findings, renders = time_lint(root)
+            runs.append(got)
+            statics.append(time_lint_static(root))
+            cache_file(root).unlink(missing_ok=True)
+            cold.append(time_lint_cached(root)[0])
+            got, *counts = time_lint_cached(root)
+            warm.append(got)
+            hits["warm"] = (counts[0], counts[1])
             change_one_campaign(root, i)
-            one.append(time_lint_cached(root))
+            got, *counts = time_lint_cached(root)
+            one.append(got)
+            hits["one"] = (counts[0], counts[1])
+            parses.append(time_parse(root))
+        parse = best(parses)
         personas = yaml.safe_load((root / "fixtures" / "personas.yaml").read_text())
+
+        def row(label: str, t: tuple[float, float], extra: str = "") -> None:
+            print(f"{label:28}{t[0] * 1000:8.1f} ms wall {t[1] * 1000:8.1f} ms CPU   = "
+                  f"{t[0] / parse[0]:5.2f}x / {t[1] / parse[1]:5.2f}x parse{extra}")
+
         print(f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, load average "
               + " ".join(f"{x:.2f}" for x in os.getloadavg()))
-        print(f"campaigns: {args.campaigns}, YAML files: {n_files}, findings: {findings}")
-        print(f"parse (yaml CSafeLoader): {parse * 1000:8.1f} ms")
-        print(f"load_repo:                {load * 1000:8.1f} ms")
-        print(f"lint without renders:     {static * 1000:8.1f} ms   = {static / parse:.2f}x parse")
-        print(f"lint (load + all rules):  {lint * 1000:8.1f} ms   = {lint / parse:.2f}x parse")
-        print(f"  of which renders:       {(lint - static) * 1000:8.1f} ms   for {renders} "
+        print(f"campaigns: {args.campaigns}, YAML files: {n_files}, findings: {findings}, "
+              f"best of {args.repeat} (wall and CPU each)")
+        print(f"{'parse (yaml CSafeLoader):':28}{parse[0] * 1000:8.1f} ms wall "
+              f"{parse[1] * 1000:8.1f} ms CPU")
+        row("load_repo:", best(loads))
+        static, lint = best(statics), best(runs)
+        row("lint without renders:", static)
+        row("lint (load + all rules):", lint)
+        print(f"  of which renders: {(lint[1] - static[1]) * 1000:.1f} ms CPU for {renders} "
               f"campaign x persona renders (of {args.campaigns * len(personas)} with every "
-              f"persona) = {(lint - static) / max(renders, 1) * 1000:.2f} ms each")
+              f"persona) = {(lint[1] - static[1]) / max(renders, 1) * 1000:.2f} ms each")
         print("campaign lint with its cache (toolkit.lint_cache):")
-        best_cold = min(cold_cached)
-        print(f"  cold (no cache file):   {best_cold * 1000:8.1f} ms   = "
-              f"{best_cold / parse:.2f}x parse")
-        for label, got in (("warm, nothing changed:", warm), ("warm, one campaign edited:", one)):
-            secs, hits, misses = min(got)
-            print(f"  {label:26}{secs * 1000:6.1f} ms   = {secs / parse:.2f}x parse "
-                  f"({hits} cached, {misses} linted)")
+        row("  cold (no cache file):", best(cold))
+        row("  warm, nothing changed:", best(warm),
+            f" ({hits['warm'][0]} cached, {hits['warm'][1]} linted)")
+        row("  warm, one campaign edited:", best(one),
+            f" ({hits['one'][0]} cached, {hits['one'][1]} linted)")
         if args.profile:
             from toolkit.lint import run_lint
             from toolkit.loader import load_repo
 
+            forget_process_caches()
             prof = cProfile.Profile()
             prof.enable()
             repo, lf = load_repo(root)

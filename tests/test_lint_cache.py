@@ -142,6 +142,24 @@ def test_the_toolkit_digest_covers_its_version_and_every_source_file(
         toolkit_digest.cache_clear()
 
 
+def test_an_upgraded_library_voids_the_toolkit_digest(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    (site / "fakelib").mkdir(parents=True)
+    (site / "fakelib" / "__init__.py").write_text("")
+    (site / "fakelib-1.0.dist-info").mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(lint_cache, "LIBRARIES", ("fakelib",))
+    toolkit_digest.cache_clear()
+    try:
+        before = toolkit_digest()
+        (site / "fakelib-1.0.dist-info").rename(site / "fakelib-1.1.dist-info")
+        toolkit_digest.cache_clear()
+        assert toolkit_digest() != before
+    finally:
+        toolkit_digest.cache_clear()
+
+
 def test_the_preview_moment_is_part_of_the_key(root: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     import toolkit.render
@@ -191,7 +209,7 @@ def test_a_campaign_with_analysis_problems_depends_on_every_template(root: Path)
     assert "CNT-003" in {f[0] for f in before} and before == fresh(root)
     entries = json.loads((root / ".campaign" / CACHE_FILE).read_text())["entries"]
     assert set(entries["annual-appeal"]["deps"]) == {"tree"}
-    assert set(entries["appointment-reminder"]["deps"]) == {"templates"}
+    assert set(entries["appointment-reminder"]["deps"]) == {"templates", "digest"}
     (root / "templates" / "unused.mjml").write_text("<mjml><mj-body></mj-body></mjml>\n")
     after, cache = cached(root)
     assert (cache.hits, cache.misses) == (1, 1)

@@ -10,9 +10,9 @@ fresh every time.
 A campaign's key covers:
 
 - the toolkit: its version, the bytes of every file of the `toolkit` package (a code
-  change voids every entry), the Python version and the versions of the libraries
-  whose output rules read (Jinja2, MarkupSafe, mjml-python, css-inline, pydantic,
-  PyYAML), and the preview moment;
+  change voids every entry), the Python version, the installed distributions (names
+  and versions) where the libraries whose output rules read come from (PyYAML,
+  pydantic, Jinja2, MarkupSafe, mjml-python, css-inline), and the preview moment;
 - the repository files every campaign depends on: toolkit.yaml, every policy file,
   fixtures/personas.yaml (every YAML file that is neither a campaign nor a segment);
 - the campaign: its id and campaign.yaml, and its segment's file (or its absence);
@@ -29,14 +29,15 @@ temporary file and renamed. Anything unreadable in it is a miss, never an error.
 from __future__ import annotations
 
 import hashlib
-import json
+import importlib
 import os
 import sys
 import tempfile
 from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from toolkit.findings import Finding, Pos, Severity
 from toolkit.models import Campaign, Repo
@@ -46,19 +47,20 @@ FORMAT = 1
 
 # the libraries whose behaviour decides findings: the YAML parser, the schemas, Jinja and
 # its escaping, the MJML compiler and the CSS inliner whose output the body rules read
-LIBRARIES = ("PyYAML", "pydantic", "pydantic-core", "Jinja2", "MarkupSafe", "mjml-python",
-             "css-inline")
+LIBRARIES = ("yaml", "pydantic", "pydantic_core", "jinja2", "markupsafe", "mjml", "css_inline")
 
 
 def _feed(h: Any, *parts: str | bytes | None) -> None:
     """Length-prefixed parts: no two different sequences of parts hash alike."""
+    out = []
     for part in parts:
         if part is None:
-            h.update(b"-\0")
+            out.append(b"-\0")
             continue
         data = part.encode("utf-8", "surrogatepass") if isinstance(part, str) else part
-        h.update(b"%d:" % len(data))
-        h.update(data)
+        out.append(b"%d:" % len(data))
+        out.append(data)
+    h.update(b"".join(out))
 
 
 @lru_cache(maxsize=1)
@@ -69,12 +71,25 @@ def toolkit_digest() -> str:
 
     h = hashlib.sha256()
     _feed(h, f"format {FORMAT}", toolkit.__version__, sys.version)
-    for dist in LIBRARIES:
+    # The installed distributions beside those libraries, by folder name (name and
+    # version, e.g. mjml_python-1.4.2.dist-info): any upgrade in that environment voids
+    # the cache. One directory listing instead of importlib.metadata's search per library.
+    folders: set[str] = set()
+    for name in LIBRARIES:
         try:
-            version: str | None = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            version = None
-        _feed(h, dist, version)
+            module = importlib.import_module(name)
+        except ImportError:
+            _feed(h, name, None)
+            continue
+        where = Path(module.__file__ or ".").resolve().parent.parent
+        folders.add(str(where))
+    for folder in sorted(folders):
+        try:
+            found = sorted(e for e in os.listdir(folder) if e.endswith((".dist-info",
+                                                                         ".egg-info")))
+        except OSError:
+            found = []
+        _feed(h, folder, *found)
     _feed(h, source_digest(Path(toolkit.__file__).resolve().parent))
     return h.hexdigest()
 
@@ -145,6 +160,7 @@ class LintCache:
         from toolkit.render import PREVIEW_NOW
 
         self._sources: dict[str, str | None] = {}
+        self._names: dict[tuple[str, ...], str] = {}
         self._tree: str | None = None
         h = hashlib.sha256()
         _feed(h, toolkit_digest(), PREVIEW_NOW.isoformat())
@@ -169,8 +185,8 @@ class LintCache:
 
     def _read(self) -> dict[str, Any]:
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            data = orjson.loads(self.path.read_bytes())
+        except (OSError, ValueError):  # orjson.JSONDecodeError is a ValueError
             return {}
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             return {}
@@ -200,6 +216,16 @@ class LintCache:
             self._tree = _templates_digest(self.repo.root)
         return self._tree
 
+    def _names_digest(self, names: tuple[str, ...]) -> str:
+        """The sources of these template names now; campaigns sharing a template share it."""
+        got = self._names.get(names)
+        if got is None:
+            h = hashlib.sha256()
+            for name in names:
+                _feed(h, name, self._source_digest(name))
+            got = self._names[names] = h.hexdigest()
+        return got
+
     def _deps(self, campaign: Campaign) -> dict[str, Any]:
         from toolkit.analysis import analyze_campaign
 
@@ -213,17 +239,17 @@ class LintCache:
         for name in (main, campaign.template, f"{campaign.template}.mjml"):
             if name not in names:
                 names.append(name)
-        return {"templates": {name: self._source_digest(name) for name in names}}
+        return {"templates": names, "digest": self._names_digest(tuple(names))}
 
     def _deps_unchanged(self, deps: Any) -> bool:
         if not isinstance(deps, dict):
             return False
         if "tree" in deps:
             return bool(deps["tree"] == self._tree_digest())
-        templates = deps.get("templates")
-        return isinstance(templates, dict) and all(
-            isinstance(name, str) and self._source_digest(name) == digest
-            for name, digest in templates.items())
+        names = deps.get("templates")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            return False
+        return bool(deps.get("digest") == self._names_digest(tuple(names)))
 
     def get(self, campaign: Campaign) -> list[Finding] | None:
         """The cached findings of a campaign whose inputs are unchanged, else None."""
@@ -256,9 +282,8 @@ class LintCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".lint-cache-", dir=self.path.parent)
             try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump({"format": FORMAT, "entries": current}, fh,
-                              separators=(",", ":"))
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(orjson.dumps({"format": FORMAT, "entries": current}))
                 os.replace(tmp, self.path)
             except BaseException:
                 os.unlink(tmp)
