@@ -87,6 +87,8 @@ def forget_process_caches() -> None:
 
     analysis._CACHE.clear()
     analysis._BY_CAMPAIGN.clear()
+    analysis._CHECKED.clear()
+    analysis._CHECKED_FOR.clear()
     analysis._parse.cache_clear()
     analysis._parse_string.cache_clear()
     jinja_env.make_env.cache_clear()

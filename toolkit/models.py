@@ -89,24 +89,34 @@ class Model(BaseModel):
 _NESTED = (BaseModel, dict, list, tuple)
 
 
+def _holds_models(value: Any) -> bool:
+    """Whether attach has anything to do below value (a model, or a container with one)."""
+    if isinstance(value, BaseModel):
+        return True
+    if isinstance(value, dict):
+        return any(isinstance(v, _NESTED) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(isinstance(v, _NESTED) for v in value)
+    return False
+
+
 def attach(model: Any, loc: Located) -> None:
     """Give a validated model tree its source positions (private attrs only). Only models
-    hold positions, so scalars are not visited."""
+    hold positions: scalars, and containers of scalars only, are not visited."""
     if isinstance(model, Model):
         model.__pydantic_private__["_loc"] = loc  # type: ignore[index]
         # the field values are the instance __dict__ (BaseModel.model_fields, a class
         # property, cost 0.1 ms a call)
-        for name, value in model.__dict__.items():
-            if isinstance(value, _NESTED):
-                attach(value, loc.sub(name))
+        items: Any = model.__dict__.items()
     elif isinstance(model, dict):
-        for k, v in model.items():
-            if isinstance(v, _NESTED):
-                attach(v, loc.sub(k))
+        items = model.items()
     elif isinstance(model, (list, tuple)):
-        for i, v in enumerate(model):
-            if isinstance(v, _NESTED):
-                attach(v, loc.sub(i))
+        items = enumerate(model)
+    else:
+        return
+    for key, value in items:
+        if _holds_models(value):
+            attach(value, loc.sub(key))
 
 
 # --- toolkit.yaml -------------------------------------------------------------

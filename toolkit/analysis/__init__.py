@@ -119,7 +119,26 @@ def _source(repo: Repo, name: str) -> str | None:
         return None
 
 
+# (template name, fields) -> result, for the one Repo object last analysed: its sources do
+# not change, so the entries of _CACHE need checking against them once, not per campaign
+_CHECKED: dict[tuple[str, frozenset[str]], _TemplateResult] = {}
+_CHECKED_FOR: list[Repo] = []
+
+
 def _analyze_template(repo: Repo, name: str, fields: frozenset[str]) -> _TemplateResult:
+    if not _CHECKED_FOR or _CHECKED_FOR[0] is not repo:
+        _CHECKED.clear()
+        _CHECKED_FOR[:] = [repo]
+    checked = _CHECKED.get((name, fields))
+    if checked is not None:
+        return checked
+    result = _analyze_template_uncached(repo, name, fields)
+    _CHECKED[(name, fields)] = result
+    return result
+
+
+def _analyze_template_uncached(repo: Repo, name: str, fields: frozenset[str]
+                               ) -> _TemplateResult:
     key = (str(repo.root), name, fields)
     hit = _CACHE.get(key)
     if hit is not None and all(_source(repo, n) == s for n, s in hit[0]):
