@@ -280,12 +280,13 @@ EW_ADDRESS = _ew(b"z\r\nBcc: victim-with-a-long-address@example.org\r\n") + "@ex
 def test_header_values_from_contacts_never_add_a_header(tmp_path: Path) -> None:
     records = [contact(i, first_name=NAMES[f"patient{i}@example.org"][0]) for i in range(6)]
     records.append(contact(6, email=EW_ADDRESS))
+    records.append(contact(7, email="patient7@example.org\r\nBcc: victim@example.org"))
     with sendable(tmp_path, records=records) as s:
         r = send(s)
         got = {m.rcpt_tos[0]: m.data for m in s.received}
     assert r.returncode == 0, r.stderr
     assert "sent 6, failed 0" in r.stdout
-    assert "excluded invalid-email 1" in r.stdout
+    assert "excluded invalid-email 2" in r.stdout
     assert set(got) == set(NAMES)
     for to, raw in got.items():
         msg = parse(raw)
