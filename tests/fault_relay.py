@@ -6,7 +6,8 @@ The server does NOT insist on STARTTLS (AUTH is offered in plaintext too), so th
 a client that skipped TLS would get its message through and be caught by `tls`
 rather than saved by the server.
 
-Per-recipient faults are steps, one per attempt (one RCPT), then normal delivery:
+Per-recipient faults are steps, one per attempt (one RCPT), then normal delivery
+(`add`), or one step for every attempt (`always`):
   "rcpt 451 4.2.0 ..." / "data 554 5.7.1 ..."  that reply at RCPT / to the final dot
   "drop-rcpt"         the connection dies at RCPT, before any data
   "drop-mid-data"     the connection dies after the first line of data
@@ -19,6 +20,7 @@ Per-connection faults, for the next connections in order (`connections`), then
   "silent"       accepts TCP, never greets
   "refuse"       greets with 421
   "bad-starttls" answers STARTTLS with 220, then bytes that are not TLS
+  "starttls-hangup"  answers STARTTLS with 220, then closes the connection mid-handshake
   "no-starttls"  does not offer STARTTLS (a downgrade)
   "expired"      STARTTLS with a certificate whose validity ended yesterday
 """
@@ -55,15 +57,28 @@ class FaultHandler(StoringHandler):
     def __init__(self) -> None:
         super().__init__()
         self.faults: dict[str, deque[str]] = {}
+        self.sticky: dict[str, str] = {}  # a step for every attempt, after `faults`
         self.slow = 0.2
+        self.pipelining = True  # advertised, as Postfix does: the client's pipelined path
         self.tls: list[bool] = []  # per stored message, in `received` order
         self.rcpt_calls: Counter[str] = Counter()
+
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
+                          hostname: str, responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        if self.pipelining:  # aiosmtpd reads commands one by one, so it can say so
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     def add(self, address: str, *steps: str) -> None:
         self.faults.setdefault(address, deque()).extend(steps)
 
+    def always(self, address: str, step: str) -> None:
+        self.sticky[address] = step
+
     def clear(self) -> None:
         self.faults.clear()
+        self.sticky.clear()
 
     def delivered(self) -> Counter[str]:
         return Counter(r.rcpt_tos[0] for r in self.received)
@@ -78,7 +93,7 @@ class FaultHandler(StoringHandler):
                           address: str, rcpt_options: list[str]) -> str:
         self.rcpt_calls[address] += 1
         steps = self.faults.get(address)
-        step = steps.popleft() if steps else ""
+        step = steps.popleft() if steps else self.sticky.get(address, "")
         session.fault = step  # read again at DATA (FaultSMTP.smtp_DATA, handle_DATA)
         if step.startswith("rcpt "):
             return step.removeprefix("rcpt ")
@@ -120,11 +135,14 @@ class FaultSMTP(SMTP):
         await super()._handle_client()
 
     async def smtp_STARTTLS(self, arg: str) -> None:
-        if self.fault == "bad-starttls":
+        if self.fault in ("bad-starttls", "starttls-hangup"):
             await self.push("220 Ready to start TLS")
+            await self._reader.read(1)  # the ClientHello: what follows answers it
+            if self.fault == "starttls-hangup":
+                self.transport.close()
+                return
             self.transport.write(b"this is not a TLS handshake\r\n" * 4)
-            self.transport.close()
-            return
+            await asyncio.Event().wait()  # until the client gives up and closes
         await super().smtp_STARTTLS(arg)
 
     async def smtp_DATA(self, arg: str) -> None:
@@ -189,12 +207,14 @@ def tune_relays(root: Path, **keys: Any) -> None:
 
 @contextmanager
 def fault_sendable(tmp_path: Path, *, n: int = 6, max_connections: int = 2,
-                   handler: FaultHandler | None = None,
+                   handler: FaultHandler | None = None, pipelining: bool = True,
                    **relay_keys: Any) -> Iterator[Sendable]:
     """The scaffold campaign, approved, sending to `n` synthetic contacts through a
     FaultRelay; `relay_keys` override FAST in toolkit.yaml (before approval: the
     digest covers the relay's settings)."""
     root = make_repo(tmp_path / "repo")
+    handler = handler or FaultHandler()
+    handler.pipelining = pipelining
     with FaultRelay(handler=handler, credentials=(ENV["RELAY_USERNAME"], ENV["RELAY_PASSWORD"]),
                     workdir=tmp_path / "relay") as relay:
         point_relays(root, port=relay.port, ca_file=relay.ca_file,
@@ -231,3 +251,60 @@ def ledger(s: Sendable) -> dict[str, tuple[str, int | None, str | None]]:
 
 def states(s: Sendable) -> Counter[str]:
     return Counter(state for state, _, _ in ledger(s).values())
+
+
+class KillSwitch(FaultHandler):
+    """For kill tests: once `after` messages are stored, every further message is held
+    at `stage` and never answered: "rcpt" (before its data), "data" (its data read, not
+    stored) or "accepted" (stored, the 250 never sent). `tripped` is set once `hold`
+    messages are held (one per connection): the moment to kill the sender."""
+
+    STAGES = ("rcpt", "data", "accepted")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.armed = False
+        self.stage = ""
+        self.after = self.hold = self.held = 0
+        self.tripped = threading.Event()
+        self.held_accepted: list[str] = []  # stored, never confirmed to the sender
+        self._release = asyncio.Event()
+
+    def arm(self, *, after: int, stage: str, hold: int) -> None:
+        """From the test's thread, between sends."""
+        assert stage in self.STAGES
+        self.after, self.stage, self.hold, self.held = after, stage, hold, 0
+        self.tripped = threading.Event()
+        self._release = asyncio.Event()  # bound to the relay's loop at its first wait
+        self.armed = True
+
+    def disarm(self, relay: LocalRelay) -> None:
+        self.armed = False
+        relay.call(self._release.set)  # held handlers return (their connections are gone)
+
+    def _holding(self, stage: str) -> bool:
+        return self.armed and self.stage == stage and len(self.received) >= self.after
+
+    async def _hold(self) -> None:
+        self.held += 1
+        if self.held >= self.hold:
+            self.tripped.set()
+        await self._release.wait()
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        if self._holding("rcpt"):
+            await self._hold()
+            return "451 4.3.0 released"
+        return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self._holding("data"):
+            await self._hold()
+            return "451 4.3.0 released"
+        if self._holding("accepted"):
+            self.keep(server, envelope)
+            self.held_accepted.append(envelope.rcpt_tos[0])
+            await self._hold()
+            return "250 2.0.0 released"
+        return await super().handle_DATA(server, session, envelope)

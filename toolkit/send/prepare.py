@@ -8,7 +8,10 @@ why no message was made, in words that never quote contact data.
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
+import multiprocessing.connection
 import os
+import threading
 import urllib.parse
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -133,7 +136,23 @@ _WORKER: Preparer | None = None
 
 def init_worker(spec: PrepareSpec) -> None:
     global _WORKER
+    _exit_with_parent()
     _WORKER = Preparer(spec)
+
+
+def _exit_with_parent() -> None:
+    """A sender killed with SIGKILL cannot shut its pool down, and an idle worker holds
+    both ends of its task pipe, so it would wait for work forever (an orphan holding the
+    sender's stdout and stderr open): leave as soon as the parent is gone."""
+    parent = multiprocessing.parent_process()
+    if parent is None:  # not a spawned worker (a test calling this directly)
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])  # readable when the parent dies
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def prepare_batch(contacts: list[dict[str, Any]]) -> list[Prepared]:
