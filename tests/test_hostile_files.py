@@ -143,6 +143,11 @@ BOMBS = {
                     f"the rendered template {LIMIT}"),
     "macro_50mb": ("{% macro big() %}{% for i in range(10000) %}{{ 'y' * 5000 }}{% endfor %}"
                    "{% endmacro %}{% set b = big() %}", f"the rendered template {LIMIT}"),
+    "work": ("{% set s = 'x' * 1000000 %}{% for i in range(10000) %}"
+             "{% set t = s|replace('x', 'y') %}{% endfor %}",
+             "more than 33,554,432 characters and items processed by filters, methods and "
+             'operators in one render, the limit (docs/format.md, "Limits"); a template formats '
+             "a few short values"),
     "aliased_list": ("{% set l = ['x' * 100000] * 10 %}{{ [l, l, l, l, l, l]|string }}",
                      f"the input of |string {LIMIT}"),
 }

@@ -57,6 +57,12 @@ MAX_RANGE = 10_000
 # MAX_RANGE, and costs well under a second.
 MAX_RENDER_STEPS = 20_000
 
+# Characters and items that filters, methods and operators may read and write in one
+# render. Each value is at most MAX_RENDER_CHARS, but a loop can process the same long
+# value again on every step: 10,000 `|replace` of a 1 MB string took 51 s. The example's
+# renders process a few KB; 32 MiB takes a few hundred milliseconds at worst.
+MAX_RENDER_WORK = 32 * MIB
+
 # Bits of an integer a template computes with `**`: Python refuses to print an integer
 # of more than 4,300 digits (about 14,300 bits) anyway, while 10 ** 10 ** 10 would run
 # for hours before that.

@@ -38,7 +38,13 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import generate_lorem_ipsum
 
-from toolkit.limits import MAX_INT_BITS, MAX_RANGE, MAX_RENDER_CHARS, MAX_RENDER_STEPS
+from toolkit.limits import (
+    MAX_INT_BITS,
+    MAX_RANGE,
+    MAX_RENDER_CHARS,
+    MAX_RENDER_STEPS,
+    MAX_RENDER_WORK,
+)
 
 LIMITS_DOC = 'docs/format.md, "Limits"'
 
@@ -48,11 +54,24 @@ class TemplateLimitError(SecurityError):
 
 
 class _Budget:
-    __slots__ = ("chars", "steps")
+    __slots__ = ("chars", "steps", "work")
 
     def __init__(self) -> None:
         self.chars = 0
         self.steps = 0
+        self.work = 0
+
+
+def _charge_work(size: int) -> None:
+    """Characters and items read or written by a filter, method or operator."""
+    budget = _BUDGET.get()
+    if budget is not None:
+        budget.work += size
+        if budget.work > MAX_RENDER_WORK:
+            raise TemplateLimitError(
+                f"more than {MAX_RENDER_WORK:,} characters and items processed by filters, "
+                f"methods and operators in one render, the limit ({LIMITS_DOC}); a template "
+                "formats a few short values")
 
 
 _BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("render_budget",
@@ -92,6 +111,17 @@ def check_size(value: Any, what: str = "a value") -> Any:
     if deep_size(value) > MAX_RENDER_CHARS:
         raise _too_big(what)
     return value
+
+
+def _sized(values: Iterable[Any], what: str) -> int:
+    """The total size of values, each checked against the limit."""
+    total = 0
+    for v in values:
+        size = deep_size(v)
+        if size > MAX_RENDER_CHARS:
+            raise _too_big(what)
+        total += size
+    return total
 
 
 # --- format strings ------------------------------------------------------------------------
@@ -227,7 +257,7 @@ def _filter_checks(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
 
 def _sized_result(rv: Any, what: str) -> Any:
     if isinstance(rv, (str, list, tuple, dict, set, bytes)):
-        return check_size(rv, what)
+        _charge_work(_sized((rv,), what))
     return rv
 
 
@@ -235,8 +265,7 @@ def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(func)  # keeps jinja_pass_arg (pass_context, pass_environment, ...)
     def bounded(*args: Any, **kwargs: Any) -> Any:
         real = args[1:] if getattr(func, "jinja_pass_arg", None) is not None else args
-        for a in (*real, *kwargs.values()):
-            check_size(a, f"the input of |{name}")
+        _charge_work(_sized((*real, *kwargs.values()), f"the input of |{name}"))
         _filter_checks(name, real, kwargs)
         if name == "join" and real:  # materialise once: the size check and the join share it
             items = list(_steps(real[0]))
@@ -393,8 +422,10 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             raise _too_big("a printed value")
 
     def concat_parts(self, parts: tuple[Any, ...]) -> tuple[Any, ...]:
-        if sum(deep_size(p) for p in parts) > MAX_RENDER_CHARS:
+        size = sum(deep_size(p) for p in parts)
+        if size > MAX_RENDER_CHARS:
             raise _too_big("joining values with '~'")
+        _charge_work(size)
         return parts
 
     def loop_steps(self, iterable: Iterable[Any]) -> Iterator[Any]:
@@ -411,7 +442,8 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         check_binop(operator, left, right)
-        return super().call_binop(context, operator, left, right)
+        return _sized_result(super().call_binop(context, operator, left, right),
+                             f"the result of '{operator}'")
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         budget = _BUDGET.get()
@@ -419,9 +451,10 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             budget.steps += 1
             if budget.steps > MAX_RENDER_STEPS:
                 raise _too_many_steps()
-        if isinstance(getattr(__obj, "__self__", None), str):
+        bound = getattr(__obj, "__self__", None)
+        if isinstance(bound, str):
             args = check_str_method(__obj, args, kwargs)
-        for a in (*args, *kwargs.values()):
-            check_size(a, "an argument")
+            _charge_work(len(bound))
+        _charge_work(_sized((*args, *kwargs.values()), "an argument"))
         rv = super().call(__context, __obj, *args, **kwargs)
         return _sized_result(rv, "a call's result")
