@@ -334,6 +334,36 @@ def test_the_text_part_keeps_entities_and_links_as_written() -> None:
     assert whole_text(html) == expected
 
 
+def test_a_sender_name_holding_an_encoded_word_adds_no_header(tmp_path: Path) -> None:
+    """Not contact data but the same trap: toolkit.yaml's from_name goes through From."""
+    import datetime as dt
+
+    from toolkit.loader import load_repo
+    from toolkit.message import build_message, preview_token
+    from toolkit.render import render_campaign
+    from toolkit.send.wire import WireBuilder
+
+    root = make_repo(tmp_path / "repo")
+    evil = _ew(b"x\r\nBcc: victim@example.org\r\n")
+    cfg = root / "toolkit.yaml"
+    cfg.write_text(cfg.read_text().replace("from_name: Example Clinic", f'from_name: "{evil}"'))
+    repo, _ = load_repo(root)
+    campaign = repo.campaigns[CAMPAIGN]
+    now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    c = {**contact(0), "next_appointment": now}
+    rendered = render_campaign(repo, campaign, c, now=now)
+    token = preview_token(repo, campaign, c)
+    ref_msg = build_message(repo, campaign, c, rendered, digest="sha256:ab", token=token, now=now)
+    ref = ref_msg.as_bytes()
+    fast = WireBuilder(repo, campaign, digest="sha256:ab", now=now).build(
+        address=c["email"], rendered=rendered, token=token).as_bytes()
+    assert header_bytes(fast) == header_bytes(ref)
+    msg = parse(fast)
+    assert msg["From"].addresses[0].display_name == evil
+    assert msg["From"].addresses[0].addr_spec == "care@clinic.example.org"
+    assert str(ref_msg["From"]).endswith("<care@clinic.example.org>")
+
+
 # --- non-ASCII addresses --------------------------------------------------------------------
 
 class _Utf8Relay(LocalRelay):

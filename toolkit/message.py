@@ -13,7 +13,8 @@ decide them are fixed here and documented in docs/rendering.md:
 - header values built from anything contact-derived (subject, names, address)
   have control characters replaced, so no value can add a header;
 - To and Subject, the headers contact data reaches, are written by `to_line` and
-  `subject_line` and never parsed by the email package: it decodes RFC 2047 encoded
+  `subject_line` and never parsed by the email package (and From by `from_line`, whose
+  name comes from toolkit.yaml): it decodes RFC 2047 encoded
   words in what it is given, CR and LF included, and folds them out raw (CVE-2024-6923,
   fixed only in Python 3.11.10), so a name or address holding `=?utf-8?q?=0D=0A...?=`
   would add headers. A subject that is not short plain ASCII is sent wholly encoded,
@@ -60,26 +61,47 @@ class _Policy(EmailPolicy):
     def header_store_parse(self, name: str, value: Any) -> tuple[str, Any]:
         if name.lower() in _LITERAL:
             return name, str(value)
+        if name.lower() == "from" and isinstance(value, Address):
+            return name, value  # written by from_line
         return super().header_store_parse(name, value)
 
-    def fold(self, name: str, value: str) -> str:
+    def header_fetch_parse(self, name: str, value: Any) -> Any:
+        if isinstance(value, Address):  # read back what from_line writes
+            value = from_line(value).decode("utf-8").split(":", 1)[1].strip()
+        return super().header_fetch_parse(name, value)
+
+    def fold(self, name: str, value: Any) -> str:
         if name.lower() in _UNFOLDED:
             return f"{name}: {value}{self.linesep}"
-        if name.lower() in _LITERAL:
+        if name.lower() in _LITERAL or isinstance(value, Address):
             return self.fold_binary(name, value).decode("utf-8")
         return super().fold(name, value)
 
-    def fold_binary(self, name: str, value: str) -> bytes:
+    def fold_binary(self, name: str, value: Any) -> bytes:
         if name.lower() in _UNFOLDED:
             return f"{name}: {value}{self.linesep}".encode("ascii")
         if name.lower() == "to":
             return to_line(value)
         if name.lower() == "subject":
             return subject_line(value)
+        if isinstance(value, Address):
+            return from_line(value)
         return super().fold_binary(name, value)
 
 
 POLICY = _Policy(linesep="\r\n")  # email.policy.SMTP, but for the unfolded headers
+
+
+def from_line(sender: Address) -> bytes:
+    """The From header for the sender profile's name and address: the email policy's
+    own folding, unless the name holds an encoded word, which that folding would decode
+    (CR/LF included): then the name is encoded whole, in one encoded word (Python's parser
+    keeps a space between two in a display name), and reads back as written."""
+    if not holds_encoded_word(sender.display_name):
+        stored_name, stored = EmailPolicy.header_store_parse(POLICY, "From", sender)
+        return EmailPolicy.fold_binary(POLICY, stored_name, stored)
+    name = Header(sender.display_name, "utf-8", maxlinelen=900, header_name="From")
+    return f"From: {name.encode(linesep=POLICY.linesep)} <{sender.addr_spec}>\r\n".encode()
 
 
 def to_line(address: str) -> bytes:

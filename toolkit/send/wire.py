@@ -22,6 +22,7 @@ from toolkit.message import (
     _address,
     _hash,
     clean_header,
+    from_line,
     list_unsubscribe,
     message_id,
     sender_profile,
@@ -77,7 +78,7 @@ class WireBuilder:
         self.digest = digest
         from_ = _address(sender.from_name, sender.from_address)
         self.domain = from_.domain
-        self._from = _fold("From", from_)
+        self._from = from_line(from_)
         self._reply_to = (_fold("Reply-To", _address(None, sender.reply_to))
                           if sender.reply_to else b"")
         when = now if now.tzinfo else now.replace(tzinfo=dt.UTC)
