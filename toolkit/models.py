@@ -115,7 +115,7 @@ def attach(model: Any, loc: Located) -> None:
     else:
         return
     for key, value in items:
-        if _holds_models(value):
+        if isinstance(value, _NESTED) and _holds_models(value):
             attach(value, loc.sub(key))
 
 
