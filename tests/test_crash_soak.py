@@ -81,12 +81,14 @@ def test_twenty_kills_lose_nothing_and_duplicate_only_what_the_relay_kept(
         cmd = [sys.executable, "-m", "toolkit", "--root", str(s.root), *send_args(s)]
         kept: set[str] = set()
         orphans_checked = 0
+        runs: list[tuple[str, float]] = []
         for i, (after, stage) in enumerate(kill_moments(random.Random(SEED))):
             switch.arm(after=after, stage=stage, hold=CONNECTIONS)
             # every fifth run renders in a worker process, as sends of this size do by
             # default; the others in-process, which starts faster
             workers = "1" if i % 5 == 4 else "0"
             log = tmp_path / f"send-{i}.log"
+            run_started = time.monotonic()
             with log.open("wb") as out:  # a file, not a pipe: an orphan could hold a pipe
                 proc = subprocess.Popen(cmd, env={**env, "CAMPAIGN_SEND_WORKERS": workers},
                                         stdout=out, stderr=out)
@@ -101,6 +103,7 @@ def test_twenty_kills_lose_nothing_and_duplicate_only_what_the_relay_kept(
                 proc.wait()
                 switch.disarm(s.relay)
             assert proc.returncode == -signal.SIGKILL, log.read_text()
+            runs.append((workers, round(time.monotonic() - run_started, 1)))
             assert switch.held == CONNECTIONS
             if workers != "0":
                 assert children  # the worker (and multiprocessing's resource tracker)
@@ -152,6 +155,6 @@ def test_twenty_kills_lose_nothing_and_duplicate_only_what_the_relay_kept(
                    reply_withheld=len(switch.held_accepted),
                    answered_not_recorded=len(kept) - len(switch.held_accepted),
                    misses_beyond_unconfirmed=len(missed - unconfirmed),
-                   worker_processes_checked=orphans_checked,
+                   worker_processes_checked=orphans_checked, runs=runs,
                    seconds=round(time.monotonic() - started, 1))
     print("crash soak:", FIGURES)
