@@ -106,7 +106,10 @@ def read_text(path: Path, max_bytes: int, what: str, *, inside: Path | None = No
             # rendered into the previews and posted on the pull request
             raise BadFile(f"{what} is a symbolic link to a file outside the repository; "
                           "replace the link with the file itself")
-        data = fh.read(max_bytes + 1)  # one byte over the limit: a 10 GB file costs nothing
+        # one byte over the limit at most: a 10 GB file costs nothing; sized by fstat, as a
+        # read of max_bytes allocates that much for every small file
+        size = os.fstat(fh.fileno()).st_size
+        data = fh.read(min(size, max_bytes) + 1 if size else max_bytes + 1)
     if len(data) > max_bytes:
         raise BadFile(f"{what} is larger than {max_bytes // KIB} KiB, the limit for one {what} "
                       "(docs/format.md, \"Limits\"); split or shorten it")
@@ -145,6 +148,8 @@ _BLOCKS = frozenset({"if", "for", "macro", "call", "filter", "with", "block", "a
 
 def check_template(source: str) -> None:
     """Raise BadFile (with the line) when a template nests deeper than the limits above."""
+    if "{" not in source:
+        return
     depth = 0
     line, last = 1, 0
     for m in _TAG.finditer(source):
@@ -162,17 +167,20 @@ def check_template(source: str) -> None:
                                   line)
             elif keyword.startswith("end"):
                 depth = max(depth - 1, 0)
-        if expr is None:
-            continue
-        code = _STRING.sub("''", expr)
-        brackets = deepest = 0
-        for ch in code:
-            if ch in "([{":
-                brackets += 1
-                deepest = max(deepest, brackets)
-            elif ch in ")]}":
-                brackets -= 1
-        if deepest > MAX_TAG_BRACKET_DEPTH or len(_OPERATOR.findall(code)) > MAX_TAG_OPERATORS:
+        if expr is None or len(expr) <= MAX_TAG_BRACKET_DEPTH:
+            continue  # too short to exceed either limit (most tags)
+        deepest = operators = 0
+        if expr.count("(") + expr.count("[") + expr.count("{") > MAX_TAG_BRACKET_DEPTH:
+            brackets = 0
+            for ch in _STRING.sub("''", expr):
+                if ch in "([{":
+                    brackets += 1
+                    deepest = max(deepest, brackets)
+                elif ch in ")]}":
+                    brackets -= 1
+        if len(expr) > MAX_TAG_OPERATORS:
+            operators = len(_OPERATOR.findall(_STRING.sub("''", expr)))
+        if deepest > MAX_TAG_BRACKET_DEPTH or operators > MAX_TAG_OPERATORS:
             raise BadFile(f"an expression nested more than {MAX_TAG_BRACKET_DEPTH} brackets deep "
                           f"or with more than {MAX_TAG_OPERATORS} operators, the limit "
                           "(docs/format.md, \"Limits\"); split it with {% set %}", line)
