@@ -393,3 +393,17 @@ def test_ordinary_templates_are_untouched(tmp_path: Path) -> None:
     proc = run_campaign("lint", root=root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "0 errors, 0 warnings, 0 waived in 6 campaigns" in proc.stdout
+
+
+def test_hostile_approval_records_are_unreadable_not_fatal(tmp_path: Path) -> None:
+    root = scaffold(tmp_path)
+    records = root / "approvals" / CAMPAIGN
+    records.mkdir(parents=True)
+    (records / "deep.json").write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    (records / "huge.json").write_text(" " * (1 << 20) + "{}", encoding="utf-8")
+    proc = run_campaign("verify", CAMPAIGN, root=root)
+    assert_clean_failure(proc, 1)
+    for name in ("deep", "huge"):
+        assert (f"warning: approvals/{CAMPAIGN}/{name}.json: not an approval record "
+                "(campaign-approval/v1); remove it or re-approve\n") in proc.stderr
+    assert f"{CAMPAIGN}: NOT approved" in proc.stderr

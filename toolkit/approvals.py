@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from toolkit import keys
 from toolkit.digest import canonical_json, combine, digest_parts
 from toolkit.errors import UserError
+from toolkit.limits import MAX_RECORD_BYTES, BadFile, read_text
 from toolkit.models import Approver, Repo
 
 FORMAT = "campaign-approval/v1"
@@ -274,9 +275,10 @@ def load_records(repo: Repo, campaign_id: str) -> list[tuple[str, Any]]:
         return out
     for path in sorted(folder.glob("*.json")):
         rel = path.relative_to(repo.root).as_posix()
-        try:
-            out.append((rel, json.loads(path.read_text(encoding="utf-8"))))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        try:  # records come in pull requests too: size, encoding, links, nesting bounded
+            text = read_text(path, MAX_RECORD_BYTES, "approval record", inside=repo.root)
+            out.append((rel, json.loads(text)))
+        except (OSError, BadFile, json.JSONDecodeError, RecursionError):
             out.append((rel, None))
     return out
 

@@ -27,6 +27,10 @@ MAX_YAML_BYTES = 1 * MIB
 # template source over 256 KiB can never make an unclipped message.
 MAX_TEMPLATE_BYTES = 256 * KIB
 
+# One approval record (approvals/<campaign>/*.json, written by `campaign approve`): a
+# few hundred bytes of names, digest and signature. 64 KiB is a hundred times that.
+MAX_RECORD_BYTES = 64 * KIB
+
 # Nesting of mappings and lists in one YAML document. The deepest real structure is a
 # segment's `where` (all/any/not, two YAML levels per condition level): 64 allows about
 # thirty condition levels, and keeps the recursive conversion far from Python's

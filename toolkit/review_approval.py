@@ -119,7 +119,7 @@ def withdraw_review(repo: Repo, login: str) -> list[Path]:
     for path in sorted((repo.root / "approvals").glob("*/*.json")):
         try:
             review = json.loads(path.read_text(encoding="utf-8")).get("review")
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, RecursionError):  # a hostile record
             continue
         if isinstance(review, dict) and str(review.get("reviewer", "")).lower() == login.lower():
             path.unlink()
