@@ -52,6 +52,7 @@ _OK = ((250,), (250, 251), (354,))  # MAIL, RCPT, DATA
 _NEEDS_SMTPUTF8 = ("5.6.7 the address needs SMTPUTF8 (RFC 6531), which the relay does not "
                    "offer")  # a local refusal, as the relay itself would give (RFC 6531 3.5)
 _LINE_ENDS = re.compile(rb"\r\n|\r|\n")
+_UNCARRIABLE = re.compile(r"[\r\n\0<>]")  # in an address, would end or split the command
 
 
 class ConnectionLost(RelayError):
@@ -86,7 +87,7 @@ def dot_stuff(message: bytes) -> bytes:
 
 
 def _carriable(*addresses: str) -> bool:
-    return not any(c in a for a in addresses for c in "\r\n\0<>")
+    return not any(map(_UNCARRIABLE.search, addresses))
 
 
 def _commands(sender: str, recipient: str) -> tuple[bytes, bytes, bytes]:
