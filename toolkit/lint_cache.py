@@ -176,6 +176,8 @@ class LintCache:
             for path in sorted(policy.rglob("*")):
                 _feed(h, path.relative_to(repo.root).as_posix())
         self.base = h.hexdigest()
+        self._keyed = hashlib.sha256()  # each key continues from the base
+        _feed(self._keyed, self.base)
 
     @classmethod
     def for_repo(cls, repo: Repo) -> LintCache:
@@ -194,10 +196,10 @@ class LintCache:
         return entries if isinstance(entries, dict) else {}
 
     def key(self, campaign: Campaign) -> str:
-        h = hashlib.sha256()
+        h = self._keyed.copy()
         texts = self.repo.texts
         seg = campaign.segment
-        _feed(h, self.base, campaign.id, texts.get(campaign.file),
+        _feed(h, campaign.id, texts.get(campaign.file),
               seg, texts.get(f"segments/{seg}.yaml"), texts.get(f"segments/{seg}.yml"))
         return h.hexdigest()
 

@@ -292,7 +292,7 @@ def _load_repo(root: Path) -> tuple[Repo, list[Finding]]:
         with os.scandir(cdir) as entries:
             names = sorted(e.name for e in entries if e.is_dir())
         for name in names:
-            path = cdir / name / "campaign.yaml"
+            path = cdir.joinpath(name, "campaign.yaml")
             rel = f"campaigns/{name}/campaign.yaml"
             if not os.path.isfile(path):
                 ld.problem(
