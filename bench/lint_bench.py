@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import importlib.util
 import os
 import pstats
 import shutil
@@ -82,21 +83,22 @@ def forget_process_caches() -> None:
     """Empty what a `campaign lint` process would start without: the module-level caches
     (template parses, analyses, compiled subjects, URL scans, the toolkit's digest), so
     that a repeated run in this process costs what a fresh one does, imports aside."""
-    from toolkit import analysis, jinja_env, lint_cache, render
+    from toolkit import analysis, jinja_env, render
     from toolkit.rules import body, tracking
 
-    analysis._CACHE.clear()
-    analysis._BY_CAMPAIGN.clear()
-    analysis._CHECKED.clear()
-    analysis._CHECKED_FOR.clear()
-    analysis._parse.cache_clear()
-    analysis._parse_string.cache_clear()
-    jinja_env.make_env.cache_clear()
-    render._string_template.cache_clear()
-    render._inliner.cache_clear()
-    body._scan.cache_clear()
-    tracking._STATIC.clear()
-    lint_cache.toolkit_digest.cache_clear()
+    # (getattr: the script also measures older versions of the toolkit, for comparison)
+    for cache in (analysis._CACHE, getattr(analysis, "_CHECKED", {}), tracking._STATIC,
+                  getattr(analysis, "_BY_CAMPAIGN", {})):
+        cache.clear()
+    getattr(analysis, "_CHECKED_FOR", []).clear()
+    for fn in (analysis._parse, analysis._parse_string, jinja_env.make_env,
+               render._string_template, render._inliner, body._scan):
+        fn.cache_clear()
+    try:
+        from toolkit.lint_cache import toolkit_digest
+    except ImportError:
+        return
+    toolkit_digest.cache_clear()
 
 
 def time_load(root: Path) -> tuple[float, float]:
@@ -188,21 +190,23 @@ def main() -> None:
         cold, warm, one = [], [], []
         hits: dict[str, tuple[int, int]] = {}
         findings = renders = 0
+        has_cache = importlib.util.find_spec("toolkit.lint_cache") is not None
         for i in range(args.repeat):
             parses.append(time_parse(root))
             loads.append(time_load(root))
             got, findings, renders = time_lint(root)
             runs.append(got)
             statics.append(time_lint_static(root))
-            cache_file(root).unlink(missing_ok=True)
-            cold.append(time_lint_cached(root)[0])
-            got, *counts = time_lint_cached(root)
-            warm.append(got)
-            hits["warm"] = (counts[0], counts[1])
-            change_one_campaign(root, i)
-            got, *counts = time_lint_cached(root)
-            one.append(got)
-            hits["one"] = (counts[0], counts[1])
+            if has_cache:
+                cache_file(root).unlink(missing_ok=True)
+                cold.append(time_lint_cached(root)[0])
+                got, *counts = time_lint_cached(root)
+                warm.append(got)
+                hits["warm"] = (counts[0], counts[1])
+                change_one_campaign(root, i)
+                got, *counts = time_lint_cached(root)
+                one.append(got)
+                hits["one"] = (counts[0], counts[1])
             parses.append(time_parse(root))
         parse = best(parses)
         personas = yaml.safe_load((root / "fixtures" / "personas.yaml").read_text())
@@ -224,12 +228,13 @@ def main() -> None:
         print(f"  of which renders: {(lint[1] - static[1]) * 1000:.1f} ms CPU for {renders} "
               f"campaign x persona renders (of {args.campaigns * len(personas)} with every "
               f"persona) = {(lint[1] - static[1]) / max(renders, 1) * 1000:.2f} ms each")
-        print("campaign lint with its cache (toolkit.lint_cache):")
-        row("  cold (no cache file):", best(cold))
-        row("  warm, nothing changed:", best(warm),
-            f" ({hits['warm'][0]} cached, {hits['warm'][1]} linted)")
-        row("  warm, one campaign edited:", best(one),
-            f" ({hits['one'][0]} cached, {hits['one'][1]} linted)")
+        if has_cache:
+            print("campaign lint with its cache (toolkit.lint_cache):")
+            row("  cold (no cache file):", best(cold))
+            row("  warm, nothing changed:", best(warm),
+                f" ({hits['warm'][0]} cached, {hits['warm'][1]} linted)")
+            row("  warm, one campaign edited:", best(one),
+                f" ({hits['one'][0]} cached, {hits['one'][1]} linted)")
         if args.profile:
             from toolkit.lint import run_lint
             from toolkit.loader import load_repo
