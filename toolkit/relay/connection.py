@@ -197,6 +197,11 @@ class RelayConnection:
     def _utf8_ok(self, sender: str, recipient: str) -> bool:
         return self.smtputf8 or (sender.isascii() and recipient.isascii())
 
+    def can_carry(self, sender: str, recipient: str) -> bool:
+        """Whether `data(then=(sender, recipient))` would write that envelope."""
+        envelope = (sender, recipient)
+        return self.pipelining and _carriable(*envelope) and self._utf8_ok(*envelope)
+
     @property
     def pending(self) -> tuple[str, str] | None:
         """The envelope (sender, recipient) written behind the last message's data
@@ -269,8 +274,7 @@ class RelayConnection:
         assert transport is not None and reader is not None, "open() first"
         assert self._in_data, "envelope() first"
         self._in_data = False
-        if (then is not None and self.pipelining and _carriable(*then)
-                and self._utf8_ok(*then)):
+        if then is not None and self.can_carry(*then):
             transport.writelines((payload, _envelope(*then)))  # one TLS flush, one send
             self._pending = then
         else:

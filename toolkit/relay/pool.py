@@ -178,7 +178,7 @@ class Lane:
                         self.carried += 1
                     reply = await conn.envelope(sender, recipient)
                     if reply is None:
-                        follow = (then if then is not None and conn.pipelining
+                        follow = (then if then is not None and conn.can_carry(*then)
                                   and pool._bucket.try_take() else None)
                         reply = await conn.data(payload, then=follow)
             except ConnectionLost as exc:
