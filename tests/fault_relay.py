@@ -52,6 +52,12 @@ logging.getLogger("mail.log").addFilter(
     lambda record: "auth_require_tls == False" not in record.getMessage())
 
 
+def _drop(server: SMTP) -> None:
+    """The connection dies here; the server reads no further (commands pipelined behind
+    are not processed)."""
+    server.transport.abort()
+    server.transport = None
+
 
 class FaultHandler(StoringHandler):
     def __init__(self) -> None:
@@ -98,7 +104,7 @@ class FaultHandler(StoringHandler):
         if step.startswith("rcpt "):
             return step.removeprefix("rcpt ")
         if step == "drop-rcpt":
-            server.transport.abort()
+            _drop(server)
             return "250 never seen"
         if step == "hold-rcpt":
             await asyncio.Event().wait()  # cancelled when the client closes
@@ -115,7 +121,7 @@ class FaultHandler(StoringHandler):
             await asyncio.sleep(self.slow)  # the fault itself, not a wait for the test
         self.keep(server, envelope)
         if step == "accept-then-drop":
-            server.transport.abort()
+            _drop(server)
             return "250 never seen"
         return "250 2.0.0 Ok: queued"
 
@@ -149,8 +155,7 @@ class FaultSMTP(SMTP):
         if getattr(self.session, "fault", "") == "drop-mid-data" and self.envelope.rcpt_tos:
             await self.push("354 End data with <CR><LF>.<CR><LF>")
             await self._reader.readuntil(b"\r\n")
-            self.transport.abort()
-            self.transport = None  # read no further: the rest of the data is not commands
+            _drop(self)  # the rest of the data is not commands
             return
         await super().smtp_DATA(arg)
 

@@ -424,8 +424,12 @@ async def _deliver(ctx: _Ctx, settings: RelaySettings, relay_cfg: Any) -> None:
             # two leaves the row `sending` (so unconfirmed, never resent by default) and
             # the audit log complete; the other order could leave an accepted message
             # missing from the audit log
-            await writer.submit(changes, entry(p, outcome.status, outcome.code, outcome.attempts))
+            committed = writer.submit(changes, entry(p, outcome.status, outcome.code,
+                                                     outcome.attempts))
+            # counted before the wait: a sender cancelled in it (another one's failure
+            # stops the send) still has its change committed by the writer thread
             _count(ctx, outcome.status, f"{outcome.code} {reply}" if outcome.code else reply)
+            await committed
             p = nxt if took else await ready.get()
 
     async def produce(n: int) -> None:
