@@ -285,6 +285,28 @@ def test_tls_lost_mid_send(tmp_path: Path, fault: str, reason: str) -> None:
         all_tls(s)
 
 
+def test_tls_refused_on_a_new_connection_while_another_holds_a_message(
+        tmp_path: Path) -> None:
+    with fault_sendable(tmp_path, n=N) as s:
+        s.relay.connections.append(None)  # type: ignore[attr-defined]
+        s.relay.every_connection = "expired"  # type: ignore[attr-defined]
+        handler(s).add(address(0), "hold-data")
+        r = run_campaign(*send_args(s), root=s.root, env=s.env)
+        assert r.returncode == 1
+        assert r.stderr.strip() == (
+            f"Error: refusing to send appointment-reminder: relay 127.0.0.1:{s.relay.port}: "
+            "TLS certificate not accepted (certificate has expired); check "
+            "relays.<name>.host and ca_file; stopped after 0 sent, 1 unconfirmed; run send "
+            "again to resume once the relay is fixed")
+        rows = ledger(s)
+        assert rows[address(0)][0] == "unconfirmed"
+        assert rows[address(1)][:2] == ("failed", None)
+        assert "sending" not in states(s)
+        settled(s, unconfirmed=1)
+        assert handler(s).delivered() == Counter({address(i): 1 for i in range(N)})
+        all_tls(s)
+
+
 def test_timeout_and_retries_come_from_toolkit_yaml(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     with fault_sendable(tmp_path, timeout_seconds=2.5, retry_attempts=7,
