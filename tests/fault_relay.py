@@ -18,6 +18,7 @@ Per-recipient faults are steps, one per attempt (one RCPT), then normal delivery
 Per-connection faults, for the next connections in order (`connections`), then
 `every_connection` (None: normal):
   "silent"       accepts TCP, never greets
+  "slow"         greets after the handler's `slow` seconds
   "refuse"       greets with 421
   "bad-starttls" answers STARTTLS with 220, then bytes that are not TLS
   "starttls-hangup"  answers STARTTLS with 220, then closes the connection mid-handshake
@@ -134,6 +135,8 @@ class FaultSMTP(SMTP):
     async def _handle_client(self) -> None:
         if self.fault == "silent":
             await asyncio.Event().wait()  # cancelled by connection_lost
+        if self.fault == "slow":
+            await asyncio.sleep(self.event_handler.slow)  # then greets
         if self.fault == "refuse":
             await self.push("421 4.3.2 service not available")
             self.transport.close()

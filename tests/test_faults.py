@@ -145,6 +145,7 @@ def test_accepted_then_dropped_before_the_reply_is_unconfirmed(tmp_path: Path,
 
 def test_slow_replies_within_the_timeout(tmp_path: Path) -> None:
     with fault_sendable(tmp_path, n=N, timeout_seconds=10) as s:
+        s.relay.every_connection = "slow"  # type: ignore[attr-defined]
         h = handler(s)
         for i in range(N):
             h.add(address(i), "slow-data")
@@ -152,6 +153,7 @@ def test_slow_replies_within_the_timeout(tmp_path: Path) -> None:
         assert code == 0, out
         assert f"sent {N}, failed 0, unconfirmed 0" in out
         assert set(h.rcpt_calls.values()) == {1}  # no attempt given up on
+        assert set(s.relay.opened) == {"slow"}  # type: ignore[attr-defined]
         assert h.delivered() == Counter({address(i): 1 for i in range(N)})
         all_tls(s)
 
