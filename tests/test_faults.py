@@ -206,7 +206,9 @@ def test_relay_lost_mid_send_leaves_nothing_sending(tmp_path: Path) -> None:
         assert "  stopped early: relay 127.0.0.1:" in out
         rows = ledger(s)
         assert rows[address(0)][0] == "unconfirmed"
-        assert rows[address(1)][:2] == ("failed", None)
+        # the message in hand on the refused connection (which one depends on how the
+        # senders took them): failed without a code, sent again by the next send
+        assert [r[:2] for r in rows.values() if r[0] == "failed"] == [("failed", None)]
         assert "sending" not in states(s)
         assert "sent 0, failed 1, unconfirmed 1" in out
         settled(s, unconfirmed=1)
@@ -302,7 +304,9 @@ def test_tls_refused_on_a_new_connection_while_another_holds_a_message(
             "again to resume once the relay is fixed")
         rows = ledger(s)
         assert rows[address(0)][0] == "unconfirmed"
-        assert rows[address(1)][:2] == ("failed", None)
+        # the message in hand on the refused connection (which one depends on how the
+        # senders took them): failed without a code, sent again by the next send
+        assert [r[:2] for r in rows.values() if r[0] == "failed"] == [("failed", None)]
         assert "sending" not in states(s)
         settled(s, unconfirmed=1)
         assert handler(s).delivered() == Counter({address(i): 1 for i in range(N)})
