@@ -39,9 +39,10 @@ FIGURES: dict[str, object] = {}  # printed for bench/security notes (pytest -s)
 
 
 def kill_moments(rng: random.Random) -> list[tuple[int, str]]:
-    """(stored messages before the hold, stage), in order; the last leaves room for
-    every connection to take a message."""
-    afters = sorted(rng.sample(range(10, N - 20 * CONNECTIONS * 2), KILLS))
+    """(stored messages before the hold, stage), in order. Each kill leaves CONNECTIONS
+    unconfirmed, never sent by a plain send: the last moment leaves twice that many
+    recipients to spare, so that every connection can still take one."""
+    afters = sorted(rng.sample(range(10, N - KILLS * CONNECTIONS * 2), KILLS))
     return [(after, rng.choice(KillSwitch.STAGES)) for after in afters]
 
 
