@@ -134,13 +134,14 @@ def campaign_findings(repo: Repo, camp: Campaign) -> list[Finding]:
 
 def run_lint(
     repo: Repo, load_findings: list[Finding], campaign_ids: Iterable[str] | None = None,
-    *, cache: LintCache | None = None,
+    *, cache: LintCache | None = None, workers: int = 1,
 ) -> LintResult:
     """Run every static rule. `campaign_ids` limits the campaigns checked; findings of
     other campaigns are dropped, repository-wide ones (no campaign) are kept.
 
-    `cache` (toolkit.lint_cache, `campaign lint` only) supplies the campaign-scope
-    findings of campaigns whose inputs are unchanged. Gates never pass one."""
+    `cache` (toolkit.lint_cache) supplies the campaign-scope findings of campaigns whose
+    inputs are unchanged, and `workers` > 1 lints the others in forked processes
+    (toolkit.lint_workers): both for `campaign lint` only. Gates never pass them."""
     from toolkit.rules import RULES
 
     wanted = list(campaign_ids) if campaign_ids else sorted(repo.campaigns)
@@ -149,15 +150,27 @@ def run_lint(
     for rule in RULES.values():
         if rule.scope == "repo" and rule.check is not None:
             found.extend(rule.check(rctx))
+    per_campaign: list[list[Finding]] = []
+    todo: list[tuple[int, Campaign]] = []  # not cached: (place in per_campaign, campaign)
     for cid in wanted:
         camp = repo.campaigns.get(cid)
         if camp is None:
             continue
         got = cache.get(camp) if cache is not None else None
         if got is None:
-            got = campaign_findings(repo, camp)
-            if cache is not None:
-                cache.put(camp, got)
+            todo.append((len(per_campaign), camp))
+        per_campaign.append(got or [])
+    if workers > 1:
+        from toolkit.lint_workers import findings_in_workers
+
+        computed = findings_in_workers(repo, [camp for _, camp in todo], workers)
+    else:
+        computed = [campaign_findings(repo, camp) for _, camp in todo]
+    for (place, camp), got in zip(todo, computed, strict=True):
+        per_campaign[place] = got
+        if cache is not None:
+            cache.put(camp, got)
+    for got in per_campaign:
         found.extend(got)
     if cache is not None:
         cache.save()

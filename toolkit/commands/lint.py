@@ -72,7 +72,10 @@ def _lint(repo: Repo, load_findings: list[Finding], campaign_ids: tuple[str, ...
         from toolkit.lint_cache import LintCache
 
         cache = LintCache.for_repo(repo)
-    result = run_lint(repo, load_findings, campaign_ids or None, cache=cache)
+    from toolkit.lint_workers import available_workers
+
+    result = run_lint(repo, load_findings, campaign_ids or None, cache=cache,
+                      workers=available_workers())
     if strict:
         result = apply_strict(result)
     linted = len(campaign_ids) if campaign_ids else len(repo.campaigns)

@@ -1,0 +1,104 @@
+"""Campaign-scope rules in worker processes, for `campaign lint` only (bench/lint.md).
+
+After loading, the lint command forks: each child runs the rules for one contiguous
+share of the campaigns and sends its findings back as JSON; the parent runs the first
+share itself and puts every campaign's findings back in campaign order, so the result
+is the one a single process produces. A child that fails or sends something unreadable
+is not trusted: the parent lints its share again itself (and so raises what the child
+met). On a quiet two-core machine this made a cold lint of 1,000 campaigns 1.6x faster;
+on a machine whose cores are busy it changes nothing.
+
+Only POSIX `fork` is used (the loaded repository is shared copy-on-write, nothing is
+pickled); elsewhere, and for fewer than MIN_PER_WORKER campaigns a process, it is one
+process. The send gate and `campaign build` never use workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import TYPE_CHECKING
+
+import orjson
+
+from toolkit.lint_cache import _decode, _encode
+
+if TYPE_CHECKING:
+    from toolkit.findings import Finding
+    from toolkit.models import Campaign, Repo
+
+# a fork and its pipe cost a few milliseconds; one campaign's rules about one
+MIN_PER_WORKER = 100
+MAX_WORKERS = 4
+
+
+def available_workers() -> int:
+    """The processes worth forking: the CPUs this process may run on, at most MAX_WORKERS."""
+    if not hasattr(os, "fork"):
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_WORKERS))
+
+
+def findings_in_workers(repo: Repo, camps: list[Campaign], workers: int) -> list[list[Finding]]:
+    """campaign_findings of each campaign, in the order given, over up to `workers`
+    processes (this one included)."""
+    from toolkit.lint import campaign_findings
+
+    workers = min(workers, len(camps) // MIN_PER_WORKER)
+    if workers < 2 or not hasattr(os, "fork"):
+        return [campaign_findings(repo, c) for c in camps]
+    size = -(-len(camps) // workers)
+    shares = [camps[i:i + size] for i in range(0, len(camps), size)]
+    children: list[tuple[int, int, list[Campaign]]] = []
+    try:
+        for share in shares[1:]:
+            read_fd, write_fd = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child: lint its share, write, leave without cleanup
+                os.close(read_fd)
+                status = 1
+                try:
+                    rows = [[_encode(f) for f in campaign_findings(repo, c)] for c in share]
+                    data = orjson.dumps(rows)
+                    with os.fdopen(write_fd, "wb") as out:
+                        out.write(data)
+                    status = 0
+                finally:
+                    os._exit(status)
+            os.close(write_fd)
+            children.append((pid, read_fd, share))
+        results = [campaign_findings(repo, c) for c in shares[0]]
+        for pid, read_fd, share in children:
+            results.extend(_collect(repo, pid, read_fd, share))
+    finally:
+        for pid, read_fd, _ in children:
+            _close_and_reap(pid, read_fd)
+    return results
+
+
+def _collect(repo: Repo, pid: int, read_fd: int, share: list[Campaign]) -> list[list[Finding]]:
+    from toolkit.lint import campaign_findings
+
+    chunks = []
+    while chunk := os.read(read_fd, 1 << 20):
+        chunks.append(chunk)
+    _, status = os.waitpid(pid, 0)
+    try:
+        if status == 0:
+            rows = orjson.loads(b"".join(chunks))
+            if isinstance(rows, list) and len(rows) == len(share):
+                return [[_decode(row) for row in found] for found in rows]
+    except (ValueError, TypeError):
+        pass
+    return [campaign_findings(repo, c) for c in share]  # not trusted: lint it here
+
+
+def _close_and_reap(pid: int, read_fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(read_fd)
+    with contextlib.suppress(ChildProcessError):  # reaped already by _collect
+        os.waitpid(pid, 0)
