@@ -112,6 +112,8 @@ class AsTheCommand:
 
     # an older toolkit's command did not (the script measures those too, for comparison)
     FREEZES = "gc.freeze()" in (ROOT / "toolkit" / "commands" / "lint.py").read_text()
+    # worker processes as the command forks them (toolkit/lint_workers.py), or --workers
+    WORKERS = 1
 
     def loaded(self) -> None:
         if self.FREEZES:
@@ -142,7 +144,8 @@ def time_lint(root: Path) -> tuple[tuple[float, float], int, int]:
     with AsTheCommand() as command, Timer() as t:
         repo, load_findings = load_repo(root)
         command.loaded()
-        result = run_lint(repo, load_findings)
+        kwargs = {"workers": AsTheCommand.WORKERS} if AsTheCommand.WORKERS > 1 else {}
+        result = run_lint(repo, load_findings, **kwargs)
     return t.both, len(result.findings), len(repo_cache(repo).previews)
 
 
@@ -159,7 +162,7 @@ def time_lint_cached(root: Path) -> tuple[tuple[float, float], int, int]:
         repo, load_findings = load_repo(root)
         command.loaded()
         cache = LintCache.for_repo(repo)
-        run_lint(repo, load_findings, cache=cache)
+        run_lint(repo, load_findings, cache=cache, workers=AsTheCommand.WORKERS)
     return t.both, cache.hits, cache.misses
 
 
@@ -202,7 +205,15 @@ def main() -> None:
     ap.add_argument("--campaigns", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--profile", action="store_true", help="print a cProfile of one lint")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="processes for the campaign rules (default: as `campaign lint`)")
     args = ap.parse_args()
+    if args.workers is not None:
+        AsTheCommand.WORKERS = args.workers
+    elif (ROOT / "toolkit" / "lint_workers.py").is_file():
+        from toolkit.lint_workers import available_workers
+
+        AsTheCommand.WORKERS = available_workers()
     with tempfile.TemporaryDirectory() as tmp:
         root = make_repo(Path(tmp), args.campaigns)
         n_files = len(yaml_files(root))
@@ -241,16 +252,22 @@ def main() -> None:
         print(f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, load average "
               + " ".join(f"{x:.2f}" for x in os.getloadavg()))
         print(f"campaigns: {args.campaigns}, YAML files: {n_files}, findings: {findings}, "
-              f"best of {args.repeat} (wall and CPU each)")
+              f"best of {args.repeat} (wall and CPU each), {AsTheCommand.WORKERS} "
+              "process(es) for the campaign rules (CPU time: this process only)")
         print(f"{'parse (yaml CSafeLoader):':28}{parse[0] * 1000:8.1f} ms wall "
               f"{parse[1] * 1000:8.1f} ms CPU")
         row("load_repo:", best(loads))
         static, lint = best(statics), best(runs)
         row("lint without renders:", static)
         row("lint (load + all rules):", lint)
-        print(f"  of which renders: {(lint[1] - static[1]) * 1000:.1f} ms CPU for {renders} "
-              f"campaign x persona renders (of {args.campaigns * len(personas)} with every "
-              f"persona) = {(lint[1] - static[1]) / max(renders, 1) * 1000:.2f} ms each")
+        if AsTheCommand.WORKERS == 1:
+            print(f"  of which renders: {(lint[1] - static[1]) * 1000:.1f} ms CPU for "
+                  f"{renders} campaign x persona renders (of {args.campaigns * len(personas)} "
+                  f"with every persona) = "
+                  f"{(lint[1] - static[1]) / max(renders, 1) * 1000:.2f} ms each")
+        else:
+            print("  (the renders' share and the CPU ratios count this process only: "
+                  "run with --workers 1 for them)")
         if has_cache:
             print("campaign lint with its cache (toolkit.lint_cache):")
             row("  cold (no cache file):", best(cold))
