@@ -8,15 +8,18 @@ is not trusted: the parent lints its share again itself (and so raises what the 
 met). On a quiet two-core machine this made a cold lint of 1,000 campaigns 1.6x faster;
 on a machine whose cores are busy it changes nothing.
 
-Only POSIX `fork` is used (the loaded repository is shared copy-on-write, nothing is
+Only `fork` on Linux is used (the loaded repository is shared copy-on-write, nothing is
 pickled); elsewhere, and for fewer than MIN_PER_WORKER campaigns a process, it is one
-process. The send gate and `campaign build` never use workers.
+process. The fork happens before any campaign is rendered, so no library has started a
+thread that a child could inherit half-way. The send gate and `campaign build` never
+use workers.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from typing import TYPE_CHECKING
 
 import orjson
@@ -33,8 +36,10 @@ MAX_WORKERS = 4
 
 
 def available_workers() -> int:
-    """The processes worth forking: the CPUs this process may run on, at most MAX_WORKERS."""
-    if not hasattr(os, "fork"):
+    """The processes worth forking: the CPUs this process may run on, at most MAX_WORKERS.
+    Linux only: elsewhere (macOS) forking a process that has loaded system libraries is
+    not safe, and Python itself no longer forks there by default."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
         return 1
     try:
         cpus = len(os.sched_getaffinity(0))
