@@ -226,6 +226,11 @@ def test_a_campaign_whose_template_is_missing_relints_when_it_appears(root: Path
     assert "CFG-002" not in {f[0] for f in after} and after == fresh(root)
 
 
+def test_the_cache_folder_ignores_itself_in_git(root: Path) -> None:
+    folder = (root / ".campaign" / CACHE_FILE).parent
+    assert (folder / ".gitignore").read_text().splitlines()[-1] == "*"
+
+
 def test_a_removed_campaign_leaves_the_cache_file(root: Path) -> None:
     shutil.rmtree(root / "campaigns" / "annual-appeal")
     cached(root)

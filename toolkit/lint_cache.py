@@ -42,7 +42,11 @@ import orjson
 from toolkit.findings import Finding, Pos, Severity
 from toolkit.models import Campaign, Repo
 
-CACHE_FILE = "lint-cache.json"
+# under the state folder: a folder of its own, which ignores itself in git (as ruff's,
+# mypy's and pytest's caches do), so that linting a fresh repository leaves nothing to
+# commit by mistake
+CACHE_FILE = "lint-cache/findings.json"
+_GITIGNORE = "# written by `campaign lint` (docs/lint.md, Cache)\n*\n"
 FORMAT = 1
 
 # the libraries whose behaviour decides findings: the YAML parser, the schemas, Jinja and
@@ -282,6 +286,9 @@ class LintCache:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            ignore = self.path.parent / ".gitignore"
+            if not ignore.exists():
+                ignore.write_text(_GITIGNORE, encoding="utf-8")
             fd, tmp = tempfile.mkstemp(prefix=".lint-cache-", dir=self.path.parent)
             try:
                 with os.fdopen(fd, "wb") as fh:
