@@ -111,8 +111,12 @@ class Preparer:
                             problem=f"render failed: {exc.file}:{exc.line}: {exc.message}")
         except Exception as exc:  # one recipient's problem must not stop the send
             return Prepared(pseudo, address, None, problem=f"message failed ({type(exc).__name__})")
-        data, encrypted = entity.as_bytes(), False
         cert = contact.get("smime_certificate")
+        if self.wire and self.signer is None and not cert and self.encryption != "smime-required":
+            # the common case, as below with no encryption and no signature: the DATA
+            # payload straight from the parts (Entity.payload, one copy of the message)
+            return Prepared(pseudo, address, entity.payload())
+        data, encrypted = entity.as_bytes(), False
         if (self.encryption != "tls-required" and cert
                 and usable_certificate(cert, address, self.now)):
             try:
