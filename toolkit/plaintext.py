@@ -27,6 +27,7 @@ components.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from inscriptis import Inscriptis
 from inscriptis.css_profiles import CSS_PROFILES
@@ -179,21 +180,128 @@ def _leaf_cells(el: etree._Element, out: list[etree._Element]) -> None:
         _leaf_cells(child, out)
 
 
-def _cell_text(cell: etree._Element) -> str:
+def _cell_text(cell: etree._Element, values: tuple[str, ...] = ()) -> str:
     cell.tail = None
     # the cell's markup as its key: serializing to a str is the cheapest faithful form
     key = etree.tostring(cell, encoding="unicode")
     text = _cells.get(key)
     if text is None:
-        cell.tag = "p"  # as _unlayout makes it; it holds no layout table
-        text = _convert(cell)
-        if len(_cells) >= _CACHE_SIZE:
-            _cells.clear()
-        _cells[key] = text
+        swap = (_swap(cell, values) if values and any(v in key for v in values) else None)
+        if swap is not None:
+            text = _swapped_text(cell, swap)
+        if text is None:
+            cell.tag = "p"  # as _unlayout makes it; it holds no layout table
+            text = _convert(cell)
+        _keep(_cells, key, text)  # a cell repeated in the message is looked up
     return text
 
 
-def html_to_text(html: str) -> str:
+def _keep(kept: dict[str, str], key: str, text: str) -> None:
+    if len(kept) >= _CACHE_SIZE:
+        kept.clear()
+    kept[key] = text
+
+
+# --- a recipient's own words in a cell, converted once for all recipients ----------------
+#
+# A cell that differs between recipients only by a contact value ("Dear Pat12,") would be
+# converted for each. In the cell's text nodes (never its markup) each such value is
+# swapped for a run of one letter of the same length, which inscriptis writes as it writes
+# any other word characters: it neither wraps lines nor reads words, so the text of the
+# swapped cell, with the runs swapped back, is the text of the cell. Only where nothing
+# else could read the letters differently: no link (its label is compared with its URL),
+# no table (columns are sized), no `[` or `]` (the link clean-up's pattern), each value
+# only in text nodes, and each run found exactly as often as it was put, never next to
+# its own letter, in the swapped markup and in its text. Else the cell is put back as it
+# was and converted as it is.
+_MARKS = "qjzwkv"  # one letter per value in a cell
+_SWAP_MIN = 3  # shorter values are parts of ordinary words: nothing to gain
+_NO_SWAP_TAGS = frozenset({"a", "table"})
+
+Runs = list[tuple[str, str, int]]  # value, its run, how many were swapped
+Swap = tuple[Runs, list[tuple[etree._Element, bool, str]]]  # and the text nodes as they were
+
+
+def swap_values(contact_values: Iterable[object]) -> tuple[str, ...]:
+    """The contact values worth swapping: ASCII letters and digits, long enough, none
+    of the swap letters; longest first (a value inside another is swapped after it)."""
+    out = {v for v in contact_values
+           if isinstance(v, str) and len(v) >= _SWAP_MIN and v.isascii() and v.isalnum()
+           and not any(m in v for m in _MARKS)}
+    return tuple(sorted(out, key=lambda v: (-len(v), v)))[:len(_MARKS)]
+
+
+def _swap(cell: etree._Element, values: tuple[str, ...]) -> Swap | None:
+    """Swap the values found in the cell's text nodes, in place; None (the cell
+    untouched) when there is nothing to swap or the cell could read it differently."""
+    nodes: list[tuple[etree._Element, bool, str]] = []
+    for el in cell.iter():
+        if isinstance(el.tag, str):
+            if el.tag in _NO_SWAP_TAGS or el.get("href") is not None:
+                return None  # (_inert rewrites an href: the cell could not be put back)
+            if el.text:
+                nodes.append((el, False, el.text))
+        if el.tail and el is not cell:
+            nodes.append((el, True, el.tail))
+    joined = "\0".join(text for _, _, text in nodes)
+    if "[" in joined or "]" in joined:
+        return None
+    runs = [(value, mark * len(value), n) for mark, value in zip(_MARKS, values, strict=False)
+            if (n := joined.count(value))]
+    if not runs:
+        return None
+    for el, tail, text in nodes:
+        swapped = text
+        for value, run, _ in runs:
+            swapped = swapped.replace(value, run)
+        if swapped != text:
+            if tail:
+                el.tail = swapped
+            else:
+                el.text = swapped
+    return runs, nodes
+
+
+def _restore(cell: etree._Element, tag: str, swap: Swap) -> None:
+    cell.tag = tag
+    for el, tail, text in swap[1]:
+        if tail:
+            el.tail = text
+        else:
+            el.text = text
+
+
+def _runs_intact(s: str, runs: Runs) -> bool:
+    return all(s.count(run) == n and run[0] + run not in s and run + run[0] not in s
+               for _, run, n in runs)
+
+
+def _swapped_text(cell: etree._Element, swap: Swap) -> str | None:
+    """The cell's text through its swapped markup, or None with the cell restored."""
+    runs = swap[0]
+    tag = cell.tag
+    key = etree.tostring(cell, encoding="unicode")
+    # a value still in the key is also in the markup (an attribute, an entity name)
+    if ("[" in key or "]" in key or not _runs_intact(key, runs)
+            or any(value in key for value, _, _ in runs)):
+        _restore(cell, tag, swap)
+        return None
+    text = _cells.get(key)
+    if text is None:
+        cell.tag = "p"  # as _unlayout makes it; it holds no layout table
+        text = _convert(cell)
+        _keep(_cells, key, text)  # the text of this markup, swapped back or not
+    if not _runs_intact(text, runs):
+        _restore(cell, tag, swap)
+        return None
+    for value, run, _ in reversed(runs):
+        text = text.replace(run, value)
+    return text
+
+
+def html_to_text(html: str, values: tuple[str, ...] = ()) -> str:
+    """The text part. `values`: the recipient's (from swap_values), to share the text of
+    cells that differ only by them; the text is the same with or without."""
     if not html.strip():
         return ""
     doc = etree.fromstring(html, _PARSER)
@@ -206,7 +314,7 @@ def html_to_text(html: str) -> str:
         _leaf_cells(body, cells)
     except _Irregular:
         return whole_text(doc)
-    texts = [_cell_text(cell) for cell in cells]
+    texts = [_cell_text(cell, values) for cell in cells]
     return "\n\n".join(t for t in texts if t) + "\n"
 
 

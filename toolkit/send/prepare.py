@@ -20,6 +20,7 @@ from typing import Any
 from toolkit.addresses import wire_address
 from toolkit.errors import UserError
 from toolkit.loader import load_repo
+from toolkit.plaintext import swap_values
 from toolkit.pseudonym import pseudonym
 from toolkit.relay.connection import dot_stuff
 from toolkit.render import RenderError, configured_view_online_url, render_campaign
@@ -103,7 +104,8 @@ class Preparer:
             rendered = render_campaign(self.repo, self.campaign, contact, unsubscribe_url=url,
                                        view_online_url=self.view_online, now=self.now,
                                        text=False)
-            rendered = replace(rendered, text=self.texts.text(rendered.html, token))
+            text = self.texts.text(rendered.html, token, swap_values(contact.values()))
+            rendered = replace(rendered, text=text)
             entity = self.builder.build(address=address, rendered=rendered, token=token)
         except RenderError as exc:
             # RenderError's message names keys and template lines, never contact values

@@ -28,20 +28,21 @@ class TextCache:
         self.misses = 0
         self._texts: OrderedDict[bytes, str] = OrderedDict()
 
-    def text(self, html: str, token: str) -> str:
+    def text(self, html: str, token: str, values: tuple[str, ...] = ()) -> str:
+        """`values`: the recipient's, from toolkit.plaintext.swap_values (same text)."""
         ph = "x" * len(token)
         n = html.count(token) if token else 0
         if not n or "x" + token in html or token + "x" in html or ph in html:
             self.misses += 1
-            return html_to_text(html)
+            return html_to_text(html, values)
         key_html = html.replace(token, ph)
         key = hashlib.blake2b(key_html.encode("utf-8"), digest_size=16).digest()
         text = self._texts.get(key)
         if text is None:
             self.misses += 1
-            text = html_to_text(key_html)
+            text = html_to_text(key_html, values)
             if text.count(ph) != n or ph + "x" in text or "x" + ph in text:
-                return html_to_text(html)  # the layout touched the placeholder: no shortcut
+                return html_to_text(html, values)  # the layout touched the placeholder: no shortcut
             self._texts[key] = text
             if len(self._texts) > self.size:
                 self._texts.popitem(last=False)
