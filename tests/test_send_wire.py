@@ -53,3 +53,19 @@ def test_payload_is_dot_stuff_of_the_message(tmp_path: Path) -> None:
         assert entity.payload() == expected
         stuffed += b"\r\n.." in expected
     assert stuffed > 50  # the doubled dots were exercised
+
+
+def test_the_text_cache_stops_looking_when_every_message_is_its_own() -> None:
+    from toolkit.plaintext import whole_text
+    from toolkit.send.textcache import TRIAL, TextCache
+
+    cache = TextCache()
+    token = "v1.r_abc.camp.all.Zz9"
+    for i in range(TRIAL + 20):
+        html = f'<p>Dear P{i}</p><p><a href="https://example.org/u/{token}">Unsubscribe</a></p>'
+        assert cache.text(html, token) == whole_text(html)
+        assert cache.looking == (i < TRIAL - 1)
+    shared = f'<p>Dear all</p><p><a href="https://example.org/u/{token}">Unsubscribe</a></p>'
+    for _ in range(3):  # still the right text, now without a lookup
+        assert cache.text(shared, token) == whole_text(shared)
+    assert cache.hits == 0

@@ -19,6 +19,11 @@ from collections import OrderedDict
 from toolkit.plaintext import html_to_text
 
 SIZE = 512  # distinct texts kept per process
+# After TRIAL lookups, a cache that found fewer than one in HIT_RATE stops looking: when
+# every message's HTML is its own (a name in the greeting), hashing 20 KB per message
+# finds nothing. The placeholder swap stays: it lets html_to_text share the link's cell.
+TRIAL = 256
+HIT_RATE = 16
 
 
 class TextCache:
@@ -27,6 +32,7 @@ class TextCache:
         self.hits = 0
         self.misses = 0
         self._texts: OrderedDict[bytes, str] = OrderedDict()
+        self.looking = True
 
     def text(self, html: str, token: str, values: tuple[str, ...] = ()) -> str:
         """`values`: the recipient's, from toolkit.plaintext.swap_values (same text)."""
@@ -36,16 +42,21 @@ class TextCache:
             self.misses += 1
             return html_to_text(html, values)
         key_html = html.replace(token, ph)
-        key = hashlib.blake2b(key_html.encode("utf-8"), digest_size=16).digest()
-        text = self._texts.get(key)
+        key = (hashlib.blake2b(key_html.encode("utf-8"), digest_size=16).digest()
+               if self.looking else b"")
+        text = self._texts.get(key) if self.looking else None
         if text is None:
             self.misses += 1
             text = html_to_text(key_html, values)
             if text.count(ph) != n or ph + "x" in text or "x" + ph in text:
                 return html_to_text(html, values)  # the layout touched the placeholder: no shortcut
-            self._texts[key] = text
-            if len(self._texts) > self.size:
-                self._texts.popitem(last=False)
+            if self.looking:
+                self._texts[key] = text
+                if len(self._texts) > self.size:
+                    self._texts.popitem(last=False)
+                if self.hits + self.misses >= TRIAL and self.hits * HIT_RATE < self.misses:
+                    self.looking = False
+                    self._texts.clear()
         else:
             self.hits += 1
             self._texts.move_to_end(key)
