@@ -33,7 +33,8 @@ CELLS = [
 # values that are also markup, entities, CSS, placeholders' letters, or parts of each other
 NAMES = ["Pat", "Pat12", "Ann", "Annual", "amp", "left", "none", "div", "span", "style",
          "mailto", "https", "example", "13px", "Arial", "Dear", "hello", "qqq", "Jojo", "ZZZ",
-         "abc123", "font", "color", "x", "xx", "Max", "padding"]
+         "abc123", "font", "color", "x", "xx", "Max", "padding", "Zoë", "José", "Łukasz", "李雷雷",
+         "Ωmega", "²³⁴", "ß1ß", "İstanbul", "ﬁne", "Ⅻiv"]
 
 
 def _html(cell: str, n: str, m: str) -> str:
@@ -56,8 +57,8 @@ def test_the_text_is_the_whole_conversion_wherever_the_values_stand(cell: str) -
 
 
 def test_values_worth_swapping() -> None:
-    assert swap_values(["Pat12", "Al", "Pat", "é12", "c-0001", 42, None, "Jojo", "Pat12",
-                        "Annabel"]) == ("Annabel", "Pat12", "Pat")  # no q j z w k v
+    assert swap_values(["Pat12", "Al", "Pat", "e\u0301x", "c-0001", 42, None, "Jojo", "Pat12",
+                        "Annabel", "Zoë"]) == ("Annabel", "Pat12", "Pat", "Zoë")  # no qjzwkv
 
 
 def test_a_personalized_cell_is_converted_once_for_all_recipients(

@@ -223,10 +223,10 @@ Swap = tuple[Runs, list[tuple[etree._Element, bool, str]]]  # and the text nodes
 
 
 def swap_values(contact_values: Iterable[object]) -> tuple[str, ...]:
-    """The contact values worth swapping: ASCII letters and digits, long enough, none
+    """The contact values worth swapping: letters and digits (any script), long enough, none
     of the swap letters; longest first (a value inside another is swapped after it)."""
     out = {v for v in contact_values
-           if isinstance(v, str) and len(v) >= _SWAP_MIN and v.isascii() and v.isalnum()
+           if isinstance(v, str) and len(v) >= _SWAP_MIN and v.isalnum()
            and not any(m in v for m in _MARKS)}
     return tuple(sorted(out, key=lambda v: (-len(v), v)))[:len(_MARKS)]
 
