@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -81,3 +87,27 @@ def sendable(tmp_path: Path, *, n: int = 5, handler: Any = None, tls: str = "sta
                                   records if records is not None else
                                   [contact(i) for i in range(n)])
         yield Sendable(root, relay, contacts, dict(ENV))
+
+
+def ledger_states(root: Path) -> Counter[str]:
+    """How many ledger rows are in each state."""
+    db = sqlite3.connect(root / ".campaign" / "ledger.sqlite")
+    try:
+        return Counter(state for (state,) in db.execute("SELECT state FROM deliveries"))
+    finally:
+        db.close()
+
+
+def kill_when_blocked(s: Sendable, handler: Any, args: list[str]) -> Counter[str]:
+    """Start `campaign ARGS` in a subprocess, SIGKILL it once the relay's `handler` holds a
+    message on every connection (`handler.blocked`), and return the ledger's states then."""
+    proc = subprocess.Popen([sys.executable, "-m", "toolkit", "--root", str(s.root), *args],
+                            env={**os.environ, **s.env}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        assert handler.blocked.wait(60), "the send never filled every connection"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    return ledger_states(s.root)

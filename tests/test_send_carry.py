@@ -6,11 +6,7 @@ connection; faults around the final dot leave every other recipient served once.
 
 from __future__ import annotations
 
-import os
-import signal
-import sqlite3
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -19,7 +15,14 @@ import yaml
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from conftest import run_campaign
 from relay_helpers import BlockingHandler, ScriptedHandler
-from send_helpers import CAMPAIGN, contact, sendable, write_contacts
+from send_helpers import (
+    CAMPAIGN,
+    contact,
+    kill_when_blocked,
+    ledger_states,
+    sendable,
+    write_contacts,
+)
 
 from toolkit.demo import approve_all
 
@@ -52,14 +55,6 @@ class PipeliningBlocking(Pipelining, BlockingHandler):
     pass
 
 
-def states(root: Path) -> Counter[str]:
-    db = sqlite3.connect(root / ".campaign" / "ledger.sqlite")
-    try:
-        return Counter(state for (state,) in db.execute("SELECT state FROM deliveries"))
-    finally:
-        db.close()
-
-
 def quick_retries(root: Path, tmp_path: Path) -> None:
     path = root / "toolkit.yaml"
     cfg = yaml.safe_load(path.read_text())
@@ -85,7 +80,7 @@ def test_envelopes_ride_behind_the_data_and_everyone_gets_one(tmp_path: Path) ->
         assert f"sent {n}, failed 0, unconfirmed 0" in r.stdout
         per_recipient = Counter(m.rcpt_tos[0] for m in s.received)
         assert per_recipient == Counter({f"patient{i}@example.org": 1 for i in range(n)})
-        assert states(s.root) == {"sent": n}
+        assert ledger_states(s.root) == {"sent": n}
         # most messages' envelopes went out behind the data before them (the first of
         # each connection's cannot, nor one whose follower was not yet rendered)
         assert handler.carried >= n // 2, handler.carried
@@ -106,7 +101,7 @@ def test_faults_at_the_dot_with_envelopes_behind_it(tmp_path: Path) -> None:
         assert "  failed 1: 550 5.7.1 refused" in r.stdout
         per_recipient = Counter(m.rcpt_tos[0] for m in s.received)
         assert len(per_recipient) == n - 2 and set(per_recipient.values()) == {1}
-        assert states(s.root) == {"sent": n - 2, "failed": 1, "unconfirmed": 1}
+        assert ledger_states(s.root) == {"sent": n - 2, "failed": 1, "unconfirmed": 1}
 
         again = send(s, "--retry-unconfirmed")  # the refused one stays refused (5xx)
         assert "sent 1, failed 0, unconfirmed 0" in again.stdout
@@ -124,16 +119,7 @@ def test_killed_send_with_envelopes_behind_the_data(tmp_path: Path) -> None:
     handler = PipeliningBlocking(None, limit=limit, block_count=connections)
     with sendable(tmp_path, n=n, handler=handler, max_connections=connections) as s:
         args = ["send", CAMPAIGN, "--contacts", str(s.contacts)]
-        proc = subprocess.Popen([sys.executable, "-m", "toolkit", "--root", str(s.root), *args],
-                                env={**os.environ, **s.env}, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        try:
-            assert handler.blocked.wait(60), "the send never filled every connection"
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.communicate()
-        assert proc.returncode == -signal.SIGKILL
-        at_kill = states(s.root)
+        at_kill = kill_when_blocked(s, handler, args)
         assert at_kill["sent"] == limit
         assert at_kill["sending"] == connections  # one in flight per connection, no more
         assert handler.carried >= 1
@@ -145,7 +131,7 @@ def test_killed_send_with_envelopes_behind_the_data(tmp_path: Path) -> None:
         per_recipient = Counter(m.rcpt_tos[0] for m in s.received)
         assert set(per_recipient.values()) == {1}  # nobody twice
         assert len(per_recipient) == n - connections
-        assert states(s.root) == {"sent": n - connections, "unconfirmed": connections}
+        assert ledger_states(s.root) == {"sent": n - connections, "unconfirmed": connections}
 
         retried = run_campaign(*args, "--retry-unconfirmed", root=s.root, env=s.env)
         assert f"sent {connections}, failed 0" in retried.stdout

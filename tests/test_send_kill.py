@@ -8,40 +8,21 @@ DATA unanswered; once all CONNECTIONS are held, it signals the test, which kills
 
 from __future__ import annotations
 
-import os
-import signal
-import sqlite3
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 from conftest import run_campaign
 from relay_helpers import BlockingHandler
-from send_helpers import CAMPAIGN, sendable
+from send_helpers import CAMPAIGN, kill_when_blocked, ledger_states, sendable
 
 N, LIMIT, CONNECTIONS = 40, 10, 3
-
-
-def states(root: Path) -> Counter[str]:
-    db = sqlite3.connect(root / ".campaign" / "ledger.sqlite")
-    return Counter(state for (state,) in db.execute("SELECT state FROM deliveries"))
 
 
 def test_killed_send_resumes_exactly_once(tmp_path: Path) -> None:
     handler = BlockingHandler(None, limit=LIMIT, block_count=CONNECTIONS)
     with sendable(tmp_path, n=N, handler=handler, max_connections=CONNECTIONS) as s:
         args = ["send", CAMPAIGN, "--contacts", str(s.contacts)]
-        proc = subprocess.Popen([sys.executable, "-m", "toolkit", "--root", str(s.root), *args],
-                                env={**os.environ, **s.env}, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        try:
-            assert handler.blocked.wait(60), "the send never filled every connection"
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.communicate()
-        assert proc.returncode == -signal.SIGKILL
-        at_kill = states(s.root)
+        at_kill = kill_when_blocked(s, handler, args)
         assert at_kill["sent"] == LIMIT
         assert at_kill["sending"] == CONNECTIONS  # one in flight per connection, no more
         s.relay.call(handler.release)
@@ -54,7 +35,7 @@ def test_killed_send_resumes_exactly_once(tmp_path: Path) -> None:
         per_recipient = Counter(m.rcpt_tos[0] for m in s.received)
         assert set(per_recipient.values()) == {1}  # nobody twice
         assert len(per_recipient) == N - CONNECTIONS  # the unconfirmed ones were held, not sent
-        assert states(s.root) == {"sent": N - CONNECTIONS, "unconfirmed": CONNECTIONS}
+        assert ledger_states(s.root) == {"sent": N - CONNECTIONS, "unconfirmed": CONNECTIONS}
 
         again = run_campaign(*args, root=s.root, env=s.env)
         assert "sent 0, failed 0, unconfirmed 0" in again.stdout  # unconfirmed are not resent
@@ -64,4 +45,4 @@ def test_killed_send_resumes_exactly_once(tmp_path: Path) -> None:
         assert f"sent {CONNECTIONS}, failed 0" in retried.stdout
         per_recipient = Counter(m.rcpt_tos[0] for m in s.received)
     assert len(per_recipient) == N and set(per_recipient.values()) == {1}
-    assert states(s.root) == {"sent": N}
+    assert ledger_states(s.root) == {"sent": N}
