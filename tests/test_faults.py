@@ -56,6 +56,12 @@ def all_tls(s: Sendable) -> None:
     assert handler(s).tls and all(handler(s).tls)  # no message without TLS
 
 
+def everyone_once_over_tls(s: Sendable) -> None:
+    """Every recipient received exactly one message, and every message came over TLS."""
+    assert handler(s).delivered() == Counter({address(i): 1 for i in range(N)})
+    all_tls(s)
+
+
 @PIPELINING
 def test_per_recipient_4xx_and_5xx(tmp_path: Path, pipelining: bool) -> None:
     with fault_sendable(tmp_path, n=N, pipelining=pipelining) as s:
@@ -101,8 +107,7 @@ def test_connection_dropped_before_data(tmp_path: Path, pipelining: bool) -> Non
         assert f"  failed 1: {reason}" in out
         assert ledger(s)[address(1)][0] == "sent"
         settled(s)
-        assert h.delivered() == Counter({address(i): 1 for i in range(N)})
-        all_tls(s)
+        everyone_once_over_tls(s)
 
 
 def test_connection_dropped_during_data_is_unconfirmed(tmp_path: Path) -> None:
@@ -118,8 +123,7 @@ def test_connection_dropped_during_data_is_unconfirmed(tmp_path: Path) -> None:
         assert ledger(s)[address(1)][0] == "unconfirmed"
         assert address(1) not in h.delivered()
         settled(s, unconfirmed=1)
-        assert h.delivered() == Counter({address(i): 1 for i in range(N)})
-        all_tls(s)
+        everyone_once_over_tls(s)
 
 
 @PIPELINING
@@ -154,8 +158,7 @@ def test_slow_replies_within_the_timeout(tmp_path: Path) -> None:
         assert f"sent {N}, failed 0, unconfirmed 0" in out
         assert set(h.rcpt_calls.values()) == {1}  # no attempt given up on
         assert set(s.relay.opened) == {"slow"}  # type: ignore[attr-defined]
-        assert h.delivered() == Counter({address(i): 1 for i in range(N)})
-        all_tls(s)
+        everyone_once_over_tls(s)
 
 
 def test_replies_that_never_come_time_out(tmp_path: Path) -> None:
@@ -171,8 +174,7 @@ def test_replies_that_never_come_time_out(tmp_path: Path) -> None:
         assert ledger(s)[address(2)][0] == "unconfirmed"
         assert h.rcpt_calls[address(1)] == 2
         settled(s, unconfirmed=1)
-        assert h.delivered() == Counter({address(i): 1 for i in range(N)})
-        all_tls(s)
+        everyone_once_over_tls(s)
 
 
 def test_greeting_that_never_comes(tmp_path: Path) -> None:
@@ -189,8 +191,7 @@ def test_greeting_that_never_comes(tmp_path: Path) -> None:
         assert s.relay.opened == ["silent", "silent"]  # type: ignore[attr-defined]
         assert states(s) == {}
         settled(s)
-        assert handler(s).delivered() == Counter({address(i): 1 for i in range(N)})
-        all_tls(s)
+        everyone_once_over_tls(s)
 
 
 def test_relay_lost_mid_send_leaves_nothing_sending(tmp_path: Path) -> None:
@@ -212,8 +213,7 @@ def test_relay_lost_mid_send_leaves_nothing_sending(tmp_path: Path) -> None:
         assert "sending" not in states(s)
         assert "sent 0, failed 1, unconfirmed 1" in out
         settled(s, unconfirmed=1)
-        assert handler(s).delivered() == Counter({address(i): 1 for i in range(N)})
-        all_tls(s)
+        everyone_once_over_tls(s)
 
 
 def test_starttls_handshake_that_fails(tmp_path: Path) -> None:
@@ -226,8 +226,7 @@ def test_starttls_handshake_that_fails(tmp_path: Path) -> None:
             "TLS handshake failed (WRONG_VERSION_NUMBER); nothing was sent")
         assert states(s) == {} and handler(s).received == []
         settled(s)
-        assert handler(s).delivered() == Counter({address(i): 1 for i in range(N)})
-        all_tls(s)
+        everyone_once_over_tls(s)
 
 
 def test_starttls_hangup_in_the_handshake(tmp_path: Path) -> None:
@@ -242,8 +241,7 @@ def test_starttls_hangup_in_the_handshake(tmp_path: Path) -> None:
         assert s.relay.opened == ["starttls-hangup"] * 3  # type: ignore[attr-defined]
         assert states(s) == {} and handler(s).received == []
         settled(s)
-        assert handler(s).delivered() == Counter({address(i): 1 for i in range(N)})
-        all_tls(s)
+        everyone_once_over_tls(s)
 
 
 def test_expired_certificate(tmp_path: Path) -> None:
@@ -257,8 +255,7 @@ def test_expired_certificate(tmp_path: Path) -> None:
             "and ca_file; nothing was sent")
         assert states(s) == {} and handler(s).received == []
         settled(s)
-        assert handler(s).delivered() == Counter({address(i): 1 for i in range(N)})
-        all_tls(s)
+        everyone_once_over_tls(s)
 
 
 @pytest.mark.parametrize(("fault", "reason"), [
@@ -285,8 +282,7 @@ def test_tls_lost_mid_send(tmp_path: Path, fault: str, reason: str) -> None:
         assert rows[address(2)][:2] == ("failed", None)
         assert "sending" not in states(s)
         settled(s)
-        assert handler(s).delivered() == Counter({address(i): 1 for i in range(N)})
-        all_tls(s)
+        everyone_once_over_tls(s)
 
 
 def test_tls_refused_on_a_new_connection_while_another_holds_a_message(
@@ -309,8 +305,7 @@ def test_tls_refused_on_a_new_connection_while_another_holds_a_message(
         assert [r[:2] for r in rows.values() if r[0] == "failed"] == [("failed", None)]
         assert "sending" not in states(s)
         settled(s, unconfirmed=1)
-        assert handler(s).delivered() == Counter({address(i): 1 for i in range(N)})
-        all_tls(s)
+        everyone_once_over_tls(s)
 
 
 def test_timeout_and_retries_come_from_toolkit_yaml(tmp_path: Path,
