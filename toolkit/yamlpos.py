@@ -11,6 +11,7 @@ converting cost as much as parsing the file (bench/lint.md).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -233,6 +234,11 @@ def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or str(exc)
+        if "maximum nesting depth" in problem:
+            # libyaml 0.2.6 (PyYAML 6.0.3 on) stops at 1,000 levels, often before our own
+            # check sees level 65 (its scanner looks ahead): say where our limit was passed
+            with contextlib.suppress(yaml.YAMLError):
+                _check_depth_events(text, file, yaml.SafeLoader)
         raise YamlError(f"YAML syntax: {problem}", _pos(file, mark)) from None
     except yaml.YAMLError as exc:  # pragma: no cover - unmarked errors are rare
         raise YamlError(f"YAML syntax: {exc}", Pos(file, 1, 1)) from None
@@ -250,8 +256,10 @@ def _too_deep(file: str, mark: yaml.Mark | None) -> YamlError:
                      "docs/format.md \"Limits\"); flatten the structure", _pos(file, mark))
 
 
-def _check_depth_events(text: str, file: str) -> None:
-    loader = _Loader(text)
+def _check_depth_events(text: str, file: str, loader_class: type = _Loader) -> None:
+    """Raises _too_deep at the first collection nested past the limit (`loader_class`:
+    PyYAML's pure-Python loader where libyaml gives up first)."""
+    loader = loader_class(text)
     try:
         depth = 0
         while (event := loader.get_event()) is not None:
