@@ -92,8 +92,10 @@ def forget_process_caches() -> None:
         cache.clear()
     getattr(analysis, "_CHECKED_FOR", []).clear()
     for fn in (analysis._parse, analysis._parse_string, jinja_env.make_env,
-               render._string_template, render._inliner, body._scan):
-        fn.cache_clear()
+               render._string_template, render._inliner,
+               getattr(body, "_scan_cached", body._scan), getattr(render, "_string_names", None)):
+        if fn is not None:
+            fn.cache_clear()
     try:
         from toolkit.lint_cache import toolkit_digest
     except ImportError:

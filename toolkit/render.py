@@ -325,12 +325,30 @@ def render_campaign(repo: Repo, campaign: Campaign, contact: dict[str, Any], *,
                     now: dt.datetime | None = None, text: bool = True) -> RenderedMessage:
     """One message for one contact. Raises RenderError (file, line) when it cannot render.
     `text=False` skips the plain-text part (lint reads only the HTML; it is the costliest step)."""
+    ctx = campaign_context(repo, campaign, contact, unsubscribe_url=unsubscribe_url,
+                           view_online_url=view_online_url, now=now or dt.datetime.now(dt.UTC))
+    subject, preheader = render_strings(repo, campaign, ctx)
+    source, html = render_body(repo, campaign, ctx, preheader)
+    plain = html_to_text(html) if text else ""
+    return RenderedMessage(campaign.id, persona, subject, preheader, html, plain, source)
+
+
+def campaign_context(repo: Repo, campaign: Campaign, contact: dict[str, Any], *,
+                     unsubscribe_url: str, view_online_url: str,
+                     now: dt.datetime) -> dict[str, Any]:
+    """The template context of one message; RenderError when the campaign cannot render
+    (its sender is not defined, its template is missing or does not parse)."""
     if repo.config is None or campaign.sender not in repo.config.senders:
         raise RenderError(f"sender '{campaign.sender}' is not defined in toolkit.yaml",
                           campaign.file, campaign.pos("sender").line)
+    _compiled(repo, campaign)
+    return template_context(repo, campaign, contact, unsubscribe_url=unsubscribe_url,
+                            view_online_url=view_online_url, now=now)
+
+
+def render_strings(repo: Repo, campaign: Campaign, ctx: dict[str, Any]) -> tuple[str, str]:
+    """(subject, preheader) for one context (campaign_context)."""
     comp = _compiled(repo, campaign)
-    ctx = template_context(repo, campaign, contact, unsubscribe_url=unsubscribe_url,
-                           view_online_url=view_online_url, now=now or dt.datetime.now(dt.UTC))
     strings = []
     for key, tmpl in (("subject", comp.subject), ("preheader", comp.preheader)):
         try:
@@ -339,7 +357,30 @@ def render_campaign(repo: Repo, campaign: Campaign, contact: dict[str, Any], *,
             err = _template_error(exc, campaign.file)
             raise RenderError(f"{key}: {err.message}", campaign.file,
                               campaign.pos(key).line, refused=err.refused) from None
-    subject, preheader = strings
+    return strings[0], strings[1]
+
+
+def string_names(source: str) -> frozenset[str]:
+    """The context variables a subject or preheader text reads (every one when it does
+    not parse: the render reports why)."""
+    return _string_names(source)
+
+
+@lru_cache(maxsize=1024)
+def _string_names(source: str) -> frozenset[str]:
+    from jinja2 import meta
+
+    try:
+        return frozenset(meta.find_undeclared_variables(_STRING_ENV.parse(source)))
+    except Exception:
+        return frozenset({"contact", "sender", "organization", "campaign", "unsubscribe_url",
+                          "view_online_url", "now"})
+
+
+def render_body(repo: Repo, campaign: Campaign, ctx: dict[str, Any],
+                preheader: str) -> tuple[str, str]:
+    """(the rendered MJML with its preview, the compiled HTML) for one context."""
+    comp = _compiled(repo, campaign)
     source = add_preview(render_mjml(repo, campaign, ctx), preheader)
     try:
         html = compile_mjml(source, fonts=comp.fonts)
@@ -347,8 +388,7 @@ def render_campaign(repo: Repo, campaign: Campaign, contact: dict[str, Any], *,
         template = repo.template_for(campaign)
         raise RenderError(f"MJML does not compile ({exc}); `campaign lint` shows the line",
                           template.file if template else campaign.file) from None
-    plain = html_to_text(html) if text else ""
-    return RenderedMessage(campaign.id, persona, subject, preheader, html, plain, source)
+    return source, html
 
 
 def configured_view_online_url(repo: Repo, campaign: Campaign) -> str | None:
@@ -390,11 +430,18 @@ def render_preview(repo: Repo, campaign: Campaign, persona: str, *,
     key = (campaign.id, persona, when.isoformat())
     got = previews.get(key)
     if got is None:
+        from toolkit.render_shapes import shaped_preview
+
         contact = repo.personas[persona].contact
-        got = render_campaign(repo, campaign, contact, persona=persona, now=when, text=text,
-                              unsubscribe_url=preview_unsubscribe_url(repo, campaign, contact),
-                              view_online_url=configured_view_online_url(repo, campaign)
-                              or PREVIEW_VIEW_ONLINE_URL)
+        urls = {"unsubscribe_url": preview_unsubscribe_url(repo, campaign, contact),
+                "view_online_url": configured_view_online_url(repo, campaign)
+                or PREVIEW_VIEW_ONLINE_URL}
+        got = shaped_preview(repo, campaign, persona, contact, when=when, **urls)
+        if got is None:
+            got = render_campaign(repo, campaign, contact, persona=persona, now=when,
+                                  text=text, **urls)
+        elif text:
+            got = replace(got, text=html_to_text(got.html))
     elif text and not got.text:
         got = replace(got, text=html_to_text(got.html))
     previews[key] = got

@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from toolkit.render import PREVIEW_UNSUBSCRIBE_URL
+from toolkit.render_shapes import ShapedHTML
 
 if TYPE_CHECKING:
     from toolkit.lint import CampaignContext
@@ -36,14 +37,25 @@ class _Scan:
     text: str
 
 
-@lru_cache(maxsize=64)
 def _scan(html: str) -> _Scan:
-    """Links and visible text of one rendered body; several rules ask, it is computed once."""
+    """Links and visible text of one rendered body; several rules ask, it is computed once
+    (for a shaped render, once per shape: toolkit.render_shapes)."""
+    if type(html) is ShapedHTML:
+        return _Scan(*html.fact(_scan_parts))
+    return _scan_cached(html)
+
+
+@lru_cache(maxsize=64)
+def _scan_cached(html: str) -> _Scan:
+    return _Scan(*_scan_parts(html))
+
+
+def _scan_parts(html: str) -> tuple[tuple[str, ...], str]:
     body = _COMMENT.sub(" ", html)
     links = tuple(htmllib.unescape(next(g for g in m.groups() if g is not None)).strip()
                   for m in _HREF.finditer(body))
     text = htmllib.unescape(_TAG.sub(" ", _HIDDEN.sub(" ", body)))
-    return _Scan(links, normalize_space(text))
+    return links, normalize_space(text)
 
 
 def hrefs(html: str) -> list[str]:

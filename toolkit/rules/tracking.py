@@ -19,6 +19,7 @@ from toolkit.analysis import HOLE, TagUse, is_url_attr
 from toolkit.findings import Finding, Pos, Severity
 from toolkit.lint import CampaignContext
 from toolkit.render import PREVIEW_UNSUBSCRIBE_URL, PREVIEW_VIEW_ONLINE_URL
+from toolkit.render_shapes import fact
 from toolkit.rules.base import Rule, finding
 from toolkit.rules.phi import clinical_uses
 
@@ -168,6 +169,10 @@ _ALT = re.compile(r"\salt\s*=", re.I)
 
 
 def images_without_alt(html: str) -> int:
+    return fact(_images_without_alt, html)
+
+
+def _images_without_alt(html: str) -> int:
     return sum(1 for m in _IMG.finditer(html) if not _ALT.search(m.group(1)))
 
 
@@ -180,8 +185,17 @@ def _attr_values(html: str) -> Iterator[tuple[int, str, str]]:
             yield m.start(), m.group(1), html[start:end]
 
 
-def _found_urls(html: str) -> Iterator[tuple[str, str, str, dict[str, str]]]:
-    """(tag, attribute, url, the tag's width/height) of every URL in rendered HTML."""
+def _found_urls(html: str) -> tuple[tuple[str, str, str, dict[str, str]], ...]:
+    """(tag, attribute, url, the tag's width/height) of every URL in rendered HTML (for a
+    shaped render, found once per shape: toolkit.render_shapes)."""
+    return fact(_found_urls_list, html)
+
+
+def _found_urls_list(html: str) -> tuple[tuple[str, str, str, dict[str, str]], ...]:
+    return tuple(_find_urls(html))
+
+
+def _find_urls(html: str) -> Iterator[tuple[str, str, str, dict[str, str]]]:
     for offset, attr, value in _attr_values(html):
         start = html.rfind("<", 0, offset)
         tag = _TAG_NAME.match(html, start) if start >= 0 else None
