@@ -35,6 +35,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage, MIMEPart
 from email.policy import EmailPolicy
 from email.utils import format_datetime
+from functools import lru_cache
 from typing import Any
 
 from toolkit.addresses import holds_encoded_word, wire_address
@@ -229,10 +230,16 @@ def build_message(repo: Repo, campaign: Campaign, contact: dict[str, Any],
     return msg
 
 
+@lru_cache(maxsize=256)
+def _preview_pseudonym(who: str) -> str:
+    """A persona's preview pseudonym: every campaign's preview asks for it again."""
+    return pseudonym(who, PREVIEW_PSEUDONYM_KEY)
+
+
 def preview_token(repo: Repo, campaign: Campaign, contact: dict[str, Any]) -> str:
     """An unsubscribe token for previews: well-formed, signed with PREVIEW_SECRET."""
     who = str(contact.get("email") or contact.get("id") or "preview")
     kind = suppression_kind(base_purpose=repo.base_purpose(campaign.purpose),
                             commercial=repo.is_commercial(campaign))
-    return make_token(PREVIEW_SECRET, pseudonym=pseudonym(who, PREVIEW_PSEUDONYM_KEY),
+    return make_token(PREVIEW_SECRET, pseudonym=_preview_pseudonym(who),
                       campaign=campaign.id, kind=kind)

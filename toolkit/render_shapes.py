@@ -205,17 +205,21 @@ class Shape:
     def fact(self, fn: Callable[[str], Any], values: dict[str, str]) -> Any:
         """fn(the message's HTML), from fn of the placeholder render; _UNMAPPED if fn
         does not map this shape's placeholders exactly."""
-        got = self.facts.get(fn, _MISSING)
-        if got is _MISSING:
-            got = fn(self.template.html)
-            if _put(got, _A, _B) != fn(self.other.html):
-                got = _UNMAPPED
-            self.facts[fn] = got
-        return got if got is _UNMAPPED else _put(got, _A, values)
+        got = self.facts.get(fn)
+        if got is None:
+            value = fn(self.template.html)
+            marks = _marks(value)
+            if _put(value, marks, _A, _B) != fn(self.other.html):
+                got = self.facts[fn] = (_UNMAPPED, None)
+            else:
+                got = self.facts[fn] = (value, marks)
+        value, marks = got
+        return value if value is _UNMAPPED else _put(value, marks, _A, values)
 
 
-_MISSING = object()
 _UNMAPPED = object()
+_MISSING = object()
+_A_PREFIX = f"zqa{_SALT}"  # every placeholder of the first set starts so
 
 
 def _join(pieces: list[str], slots: tuple[str, ...], values: dict[str, str]) -> str:
@@ -228,7 +232,7 @@ def _join(pieces: list[str], slots: tuple[str, ...], values: dict[str, str]) -> 
 
 def _cut(text: str, present: list[str]) -> tuple[tuple[str, ...], list[str]] | None:
     """text cut at each placeholder of the first set; None if one follows an open
-    character reference."""
+    character reference or a "(" follows one (see _CSS_URL_PART)."""
     if not present:
         return (), [text]
     by_text = {_A[var]: var for var in present}
@@ -247,22 +251,36 @@ def _cut(text: str, present: list[str]) -> tuple[tuple[str, ...], list[str]] | N
     return tuple(slots), pieces
 
 
-def _put(obj: Any, old: dict[str, str], new: dict[str, str]) -> Any:
-    """obj with every placeholder of `old` replaced by `new`'s value, in every string."""
+def _marks(obj: Any) -> Any:
+    """Where in obj (strings, tuples, lists, dicts) the first placeholders stand: None
+    where nowhere, True for a string holding one, else the marks of the items."""
     if isinstance(obj, str):
-        if "zq" not in obj:
-            return obj
-        for var, value in new.items():
-            if old[var] in obj:
-                obj = obj.replace(old[var], value)
+        return True if _A_PREFIX in obj else None
+    if isinstance(obj, tuple | list):
+        inner = [_marks(x) for x in obj]
+    elif isinstance(obj, dict):
+        inner = [(_marks(k), _marks(v)) for k, v in obj.items()]
+        if all(k is None and v is None for k, v in inner):
+            return None
+        return inner
+    else:
+        return None
+    return inner if any(m is not None for m in inner) else None
+
+
+def _put(obj: Any, marks: Any, old: dict[str, str], new: dict[str, str]) -> Any:
+    """obj with the placeholders of `old` replaced by `new`'s values where `marks` says."""
+    if marks is None:
         return obj
-    if isinstance(obj, tuple):
-        return tuple(_put(x, old, new) for x in obj)
-    if isinstance(obj, list):
-        return [_put(x, old, new) for x in obj]
+    if marks is True:
+        for var, value in new.items():
+            obj = obj.replace(old[var], value)
+        return obj
     if isinstance(obj, dict):
-        return {_put(k, old, new): _put(v, old, new) for k, v in obj.items()}
-    return obj
+        return {_put(k, km, old, new): _put(v, vm, old, new)
+                for (k, v), (km, vm) in zip(obj.items(), marks, strict=True)}
+    items = [_put(x, m, old, new) for x, m in zip(obj, marks, strict=True)]
+    return tuple(items) if isinstance(obj, tuple) else items
 
 
 class ShapedHTML(str):

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import os
 import re
@@ -84,7 +83,7 @@ def _decode_campaign(field: str) -> str:
 
 def _mac(secret: bytes, version: str, pseudonym: str, campaign_field: str, kind: str) -> str:
     msg = _CONTEXT + "\x1f".join((version, pseudonym, campaign_field, kind)).encode("utf-8")
-    return _b64(hmac.new(secret, msg, hashlib.sha256).digest()[:16])
+    return _b64(hmac.digest(secret, msg, "sha256")[:16])
 
 
 def _secrets(secret: bytes | Sequence[bytes]) -> list[bytes]:
