@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import lru_cache
 
-from toolkit.findings import Finding, Severity
+from toolkit.findings import Finding, Pos, Severity
 from toolkit.lint import CampaignContext, RepoContext
 from toolkit.models import TRANSACTIONAL_PURPOSES
 from toolkit.rules.base import Rule, finding
@@ -115,28 +116,25 @@ def check_header_accuracy(ctx: RepoContext) -> Iterator[Finding]:
 
 
 def check_deceptive_subject(ctx: CampaignContext) -> Iterator[Finding]:
-    subject = ctx.campaign.subject
-    pos = ctx.campaign.pos("subject")
+    problem = _subject_problem(ctx.campaign.subject, ctx.commercial)
+    if problem is not None:
+        yield finding("CANSPAM-003", problem, ctx.campaign.pos("subject"))
+
+
+@lru_cache(maxsize=1024)
+def _subject_problem(subject: str, commercial: bool) -> str | None:
+    """What CANSPAM-003 says of a subject, or None (campaigns share subjects)."""
     if FORWARDED.match(subject):
-        yield finding(
-            "CANSPAM-003",
-            "the subject starts like a reply or forward (RE:/FW:) though the "
-            "message is neither; remove the prefix",
-            pos,
-        )
-        return
-    if not ctx.commercial:
-        return
+        return ("the subject starts like a reply or forward (RE:/FW:) though the "
+                "message is neither; remove the prefix")
+    if not commercial:
+        return None
     for pattern, what in DECEPTIVE:
         m = pattern.search(subject)
         if m:
-            yield finding(
-                "CANSPAM-003",
-                f"the subject of a commercial message {what} ('{m.group(0)}'); "
-                "describe the message's real content",
-                pos,
-            )
-            return
+            return (f"the subject of a commercial message {what} ('{m.group(0)}'); "
+                    "describe the message's real content")
+    return None
 
 
 def check_ad_label(ctx: CampaignContext) -> Iterator[Finding]:
@@ -179,17 +177,17 @@ def check_unsubscribe_link(ctx: CampaignContext) -> Iterator[Finding]:
             return
 
 
-def postal_address(ctx: CampaignContext) -> tuple[str | None, object]:
+def postal_address(ctx: CampaignContext) -> tuple[str | None, Callable[[], Pos]]:
     """The address the message must show (the sender's own, else the organization's), and
-    where it is configured."""
+    where it is configured (a function: looked up only for a finding)."""
     cfg = ctx.repo.config
     assert cfg is not None
     sender = cfg.senders.get(ctx.campaign.sender)
     if sender is not None and sender.postal_address is not None:
-        return sender.postal_address, sender.pos("postal_address")
+        return sender.postal_address, lambda: sender.pos("postal_address")
     org = cfg.organization
     return org.postal_address, (
-        org.pos("postal_address") if org.postal_address is not None else org.pos()
+        (lambda: org.pos("postal_address")) if org.postal_address is not None else org.pos
     )
 
 
@@ -208,7 +206,7 @@ def check_postal_address(ctx: CampaignContext) -> Iterator[Finding]:
             f"the postal address for campaign '{ctx.id}' is {what}; set "
             "organization.postal_address (or the sender's postal_address) in toolkit.yaml to "
             "a real street address or P.O. box",
-            where,
+            where(),
         )
         return
     for r in ctx.renders:

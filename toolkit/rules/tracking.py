@@ -13,6 +13,7 @@ import html as htmllib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from toolkit.analysis import HOLE, TagUse, is_url_attr
@@ -70,6 +71,21 @@ for _suffix, _prefix in TRACKERS:
     _TRACKER_PREFIXES.setdefault(_suffix, []).append(_prefix)
 
 
+def _allowed(host: str, domains: tuple[str, ...] | list[str]) -> bool:
+    """host_in, kept per host and domains: campaigns repeat their template's hosts."""
+    key = (host, tuple(domains))
+    got = _ALLOWED.get(key)
+    if got is None:
+        if len(_ALLOWED) > 4096:
+            _ALLOWED.clear()
+        got = _ALLOWED[key] = host_in(host, domains)
+    return got
+
+
+_ALLOWED: dict[tuple[str, tuple[str, ...]], bool] = {}
+
+
+@lru_cache(maxsize=4096)
 def tracker(host: str, path: str) -> str | None:
     """The tracker a URL belongs to (host suffix and path prefix), or None."""
     labels = host.lower().rstrip(".").split(".")
@@ -90,6 +106,7 @@ def urls_in(attr: str, value: str) -> list[str]:
     return [value] if value else []
 
 
+@lru_cache(maxsize=4096)
 def _remote(url: str) -> tuple[str, str] | None:
     """(host, path) of an absolute http(s) URL, or None for anything else (mailto:,
     anchors, relative) or a host that is not known until rendering."""
@@ -273,15 +290,17 @@ def check_remote_content(ctx: CampaignContext) -> Iterator[Finding]:
         if u.pos is None and key in seen:
             continue
         seen.add(key)
+        known = tracker(u.host, u.path)
+        if not (known and clinical) and _allowed(u.host, allowed):
+            continue
         pos = u.pos or _literal_pos(ctx, u.host) or _dynamic_pos(ctx, u.attr) or fallback
         where = "" if u.pos else " (in the rendered message)"
-        known = tracker(u.host, u.path)
         if known and clinical:
             yield finding("TRK-001",
                           f"{u.kind} from known tracker {known}{where} in a campaign whose "
                           f"segment or content uses clinical fields ({', '.join(clinical)}); "
                           "remove it: trackers must never see who receives health messages", pos)
-        elif not host_in(u.host, allowed):
+        else:
             yield finding("TRK-001", f"{u.kind} points at {u.host}{where}, which is not in "
                           "organization.allowed_domains; host it on an allowed domain, or add "
                           f"{u.host} to allowed_domains in toolkit.yaml after review", pos)
