@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import orjson
@@ -53,11 +54,27 @@ def findings_in_workers(repo: Repo, camps: list[Campaign], workers: int) -> list
     processes (this one included)."""
     from toolkit.lint import campaign_findings
 
+    share, collect = start_workers(repo, camps, workers)
+    return collect([campaign_findings(repo, c) for c in share])
+
+
+def start_workers(repo: Repo, camps: list[Campaign], workers: int, *, head_start: int = 0
+                  ) -> tuple[list[Campaign], Callable[[list[list[Finding]]], list[list[Finding]]]]:
+    """Fork the children for all but the first share of `camps`, and return that share
+    (this process's to lint) and `collect`, which takes this process's findings for it
+    and returns every campaign's, in order (waiting for the children). `head_start`:
+    campaigns' worth of other work this process does meanwhile (the repository-wide
+    rules), taken off its share."""
+    from toolkit.lint import campaign_findings
+
     workers = min(workers, len(camps) // MIN_PER_WORKER)
     if workers < 2 or not hasattr(os, "fork"):
-        return [campaign_findings(repo, c) for c in camps]
+        return camps, lambda mine: mine
     size = -(-len(camps) // workers)
-    shares = [camps[i:i + size] for i in range(0, len(camps), size)]
+    first = max(1, size - head_start)
+    rest = camps[first:]
+    other = -(-len(rest) // (workers - 1))
+    shares = [camps[:first]] + [rest[i:i + other] for i in range(0, len(rest), other)]
     children: list[tuple[int, int, list[Campaign]]] = []
     try:
         for share in shares[1:]:
@@ -76,13 +93,22 @@ def findings_in_workers(repo: Repo, camps: list[Campaign], workers: int) -> list
                     os._exit(status)
             os.close(write_fd)
             children.append((pid, read_fd, share))
-        results = [campaign_findings(repo, c) for c in shares[0]]
-        for pid, read_fd, share in children:
-            results.extend(_collect(repo, pid, read_fd, share))
-    finally:
+    except BaseException:
         for pid, read_fd, _ in children:
             _close_and_reap(pid, read_fd)
-    return results
+        raise
+
+    def collect(mine: list[list[Finding]]) -> list[list[Finding]]:
+        results = list(mine)
+        try:
+            for pid, read_fd, share in children:
+                results.extend(_collect(repo, pid, read_fd, share))
+        finally:
+            for pid, read_fd, _ in children:
+                _close_and_reap(pid, read_fd)
+        return results
+
+    return shares[0], collect
 
 
 def _collect(repo: Repo, pid: int, read_fd: int, share: list[Campaign]) -> list[list[Finding]]:
