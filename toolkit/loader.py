@@ -72,8 +72,9 @@ class Loader:
     def problem(self, rule: str, message: str, pos: Pos, campaign: str | None = None) -> None:
         self.findings.append(Finding(rule=rule, message=message, pos=pos, campaign=campaign))
 
-    def read_yaml(self, path: Path) -> tuple[Any, SourceMap] | None:
-        rel = self.rel(path)
+    def read_yaml(self, path: str | Path, rel: str | None = None
+                  ) -> tuple[Any, SourceMap] | None:
+        rel = rel if rel is not None else self.rel(Path(path))
         try:
             text = read_text(path, MAX_YAML_BYTES, "YAML file", inside=self.root)
         except BadFile as exc:
@@ -133,8 +134,9 @@ class Loader:
             pos = loc.at(*path)
         self.problem(CFG_SCHEMA, msg, pos, campaign)
 
-    def load_one(self, path: Path, schema: type[M], campaign: str | None = None) -> M | None:
-        got = self.read_yaml(path)
+    def load_one(self, path: str | Path, schema: type[M], campaign: str | None = None,
+                 rel: str | None = None) -> M | None:
+        got = self.read_yaml(path, rel)
         if got is None:
             return None
         data, smap = got
@@ -291,8 +293,9 @@ def _load_repo(root: Path) -> tuple[Repo, list[Finding]]:
         # stat calls a tenth of the load (bench/lint.md); the order is the folder names'
         with os.scandir(cdir) as entries:
             names = sorted(e.name for e in entries if e.is_dir())
+        prefix = os.path.join(cdir, "")
         for name in names:
-            path = cdir.joinpath(name, "campaign.yaml")
+            path = os.path.join(prefix + name, "campaign.yaml")
             rel = f"campaigns/{name}/campaign.yaml"
             if not os.path.isfile(path):
                 ld.problem(
@@ -301,7 +304,7 @@ def _load_repo(root: Path) -> tuple[Repo, list[Finding]]:
                     Pos(rel),
                 )
                 continue
-            camp = ld.load_one(path, Campaign, campaign=name)
+            camp = ld.load_one(path, Campaign, campaign=name, rel=rel)
             if camp is not None and _strings_nest_too_deep(ld, camp, name):
                 camp = None
             if camp is not None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
@@ -70,6 +71,11 @@ class Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     _loc: Located | None = PrivateAttr(default=None)
 
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        _private_defaults_at_init(cls)
+
     # Private attributes are read from __pydantic_private__ directly: going through
     # BaseModel.__getattr__ cost a few microseconds per read, and rules read them per campaign.
     @property
@@ -86,6 +92,34 @@ class Model(BaseModel):
         return self.loc.key_at(*path)
 
 
+# What pydantic makes every model with private attributes run after validation: a generic
+# function that looks each default up and copies it, about half of validating a
+# campaign.yaml (bench/lint.md). A subclass whose private defaults are all immutable
+# scalars gets a function that sets the same dict directly; one that defines its own
+# model_post_init keeps pydantic's.
+_PYDANTIC_PRIVATE_INIT = Model.__dict__["model_post_init"]
+_SCALARS = (type(None), str, int, float, bool)
+
+
+def _private_defaults_at_init(cls: type[Model]) -> None:
+    current = cls.__dict__.get("model_post_init")
+    inner = getattr(current, "__wrapped__", current)  # pydantic wraps an inherited one
+    if inner is not _PYDANTIC_PRIVATE_INIT and not getattr(inner, "sets_private_defaults", False):
+        return
+    defaults: dict[str, Any] = {}
+    for name, attr in cls.__private_attributes__.items():
+        if attr.default_factory is not None or type(attr.default) not in _SCALARS:
+            return
+        defaults[name] = attr.default
+
+    def model_post_init(self: BaseModel, context: Any, /) -> None:
+        if getattr(self, "__pydantic_private__", None) is None:  # as pydantic's
+            object.__setattr__(self, "__pydantic_private__", defaults.copy())
+
+    model_post_init.sets_private_defaults = True  # type: ignore[attr-defined]
+    cls.model_post_init = model_post_init  # type: ignore[method-assign]
+
+
 _NESTED = (BaseModel, dict, list, tuple)
 
 
@@ -100,6 +134,25 @@ def _holds_models(value: Any) -> bool:
     return False
 
 
+def _may_hold_models(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_may_hold_models(arg) for arg in get_args(annotation))
+
+
+# model class -> the fields whose type can hold a model (e.g. Campaign: authorization,
+# delivery, waivers); the others hold scalars or plain data, where attach has nothing to do
+_MODEL_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _model_fields(cls: type[BaseModel]) -> tuple[str, ...]:
+    names = _MODEL_FIELDS.get(cls)
+    if names is None:
+        names = _MODEL_FIELDS[cls] = tuple(
+            name for name, info in cls.model_fields.items() if _may_hold_models(info.annotation))
+    return names
+
+
 def attach(model: Any, loc: Located) -> None:
     """Give a validated model tree its source positions (private attrs only). Only models
     hold positions: scalars, and containers of scalars only, are not visited."""
@@ -107,7 +160,8 @@ def attach(model: Any, loc: Located) -> None:
         model.__pydantic_private__["_loc"] = loc  # type: ignore[index]
         # the field values are the instance __dict__ (BaseModel.model_fields, a class
         # property, cost 0.1 ms a call)
-        items: Any = model.__dict__.items()
+        values = model.__dict__
+        items: Any = [(name, values[name]) for name in _model_fields(type(model))]
     elif isinstance(model, dict):
         items = model.items()
     elif isinstance(model, (list, tuple)):
@@ -377,6 +431,11 @@ class Segment:
     loc: Located = field(repr=False, compare=False)
 
     def leaves(self) -> list[Leaf]:
+        return list(self._leaves)
+
+    # the rules ask for every campaign of the segment: walked once
+    @cached_property
+    def _leaves(self) -> tuple[Leaf, ...]:
         out: list[Leaf] = []
 
         def walk(c: Condition | None) -> None:
@@ -389,7 +448,7 @@ class Segment:
                 walk(c.item)
 
         walk(self.where)
-        return out
+        return tuple(out)
 
 
 # --- templates and personas ---------------------------------------------------------
