@@ -122,13 +122,20 @@ def _source(repo: Repo, name: str) -> str | None:
 # (template name, fields) -> result, for the one Repo object last analysed: its sources do
 # not change, so the entries of _CACHE need checking against them once, not per campaign
 _CHECKED: dict[tuple[str, frozenset[str]], _TemplateResult] = {}
-_CHECKED_FOR: list[Repo] = []
+_CHECKED_FOR: list[Any] = []  # [that Repo, frozenset of its field names]
+
+
+def _repo_fields(repo: Repo) -> frozenset[str]:
+    """The repository's field names, as every analysis of it keys on them (made once per
+    Repo, not per campaign); a new Repo empties _CHECKED."""
+    if not _CHECKED_FOR or _CHECKED_FOR[0] is not repo:
+        _CHECKED.clear()
+        _CHECKED_FOR[:] = [repo, frozenset(repo.fields)]
+    return _CHECKED_FOR[1]  # type: ignore[no-any-return]
 
 
 def _analyze_template(repo: Repo, name: str, fields: frozenset[str]) -> _TemplateResult:
-    if not _CHECKED_FOR or _CHECKED_FOR[0] is not repo:
-        _CHECKED.clear()
-        _CHECKED_FOR[:] = [repo]
+    _repo_fields(repo)
     checked = _CHECKED.get((name, fields))
     if checked is not None:
         return checked
@@ -212,7 +219,7 @@ def analyze_campaign(repo: Repo, campaign: Campaign) -> CampaignAnalysis:
 
 
 def _analyze_campaign(repo: Repo, campaign: Campaign) -> CampaignAnalysis:
-    fields = frozenset(repo.fields)
+    fields = _repo_fields(repo)
     uses: list[FieldUse] = []
     problems: list[Finding] = []
     builtins: set[str] = set()
@@ -225,6 +232,16 @@ def _analyze_campaign(repo: Repo, campaign: Campaign) -> CampaignAnalysis:
     sender = repo.config.senders.get(campaign.sender) if repo.config is not None else None
     if sender is not None and sender.from_name and "{" in sender.from_name:
         strings.append((sender.from_name, sender.pos("from_name"), "from_name"))
+    template = repo.template_for(campaign)
+    if not strings and template is not None:
+        # the common case, nothing to add to the template's own analysis (its uses and
+        # problems are without duplicates already): no per-campaign merging
+        result = _analyze_template(repo, template.name, fields)
+        return CampaignAnalysis(
+            campaign=campaign.id, field_uses=result.uses, url_uses=result.urls,
+            tags=result.tags, files=result.files, problems=result.problems,
+            builtins_used=result.builtins, template_reads=result.reads,
+        )
     for source, pos, part in strings:
         w = _analyze_string(source, pos, part, fields)
         uses += w.uses
@@ -234,7 +251,6 @@ def _analyze_campaign(repo: Repo, campaign: Campaign) -> CampaignAnalysis:
     tags: tuple[TagUse, ...] = ()
     files: tuple[str, ...] = ()
     reads: tuple[tuple[str, str | None], ...] = ()
-    template = repo.template_for(campaign)
     if template is not None:
         result = _analyze_template(repo, template.name, fields)
         uses += result.uses
