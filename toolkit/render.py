@@ -402,6 +402,20 @@ def configured_view_online_url(repo: Repo, campaign: Campaign) -> str | None:
     return url.replace("{campaign}", urllib.parse.quote(campaign.id, safe=""))
 
 
+def moment_key(when: dt.datetime) -> tuple[str, str]:
+    """A moment as a cache key: its ISO text and zone (equal datetimes in other zones can
+    print otherwise). Kept per datetime object: previews ask for it several times."""
+    got = _MOMENTS.get(id(when))
+    if got is None or got[0] is not when:
+        if len(_MOMENTS) > 4096:
+            _MOMENTS.clear()
+        got = _MOMENTS[id(when)] = (when, (when.isoformat(), str(when.tzinfo)))
+    return got[1]
+
+
+_MOMENTS: dict[int, tuple[dt.datetime, tuple[str, str]]] = {}
+
+
 def preview_unsubscribe_url(repo: Repo, campaign: Campaign, contact: dict[str, Any]) -> str:
     """The campaign's real unsubscribe URL with a preview token (toolkit.message)."""
     from toolkit.message import preview_token
@@ -427,7 +441,7 @@ def render_preview(repo: Repo, campaign: Campaign, persona: str, *,
     share it. `text=False` may leave the text part empty (lint does not read it)."""
     when = at or preview_now(campaign)
     previews = repo_cache(repo).previews
-    key = (campaign.id, persona, when.isoformat())
+    key = (campaign.id, persona, moment_key(when))
     got = previews.get(key)
     if got is None:
         from toolkit.render_shapes import shaped_preview
@@ -456,7 +470,7 @@ def segment_personas(repo: Repo, campaign: Campaign, at: dt.datetime) -> list[st
     if segment is None:
         return []
     matched = repo_cache(repo).extra.setdefault("segment_personas", {})
-    key = (campaign.segment, at.isoformat())
+    key = (campaign.segment, moment_key(at))
     got = matched.get(key)
     if got is None:
         try:

@@ -316,7 +316,7 @@ def shaped_preview(repo: Repo, campaign: Campaign, persona: str, contact: dict[s
                    when: dt.datetime) -> RenderedMessage | None:
     """The preview of `campaign` for `persona` through its shape, or None when it must be
     rendered in full (render.render_campaign, which then raises what is wrong)."""
-    from toolkit.render import repo_cache
+    from toolkit.render import moment_key, repo_cache
 
     template = repo.template_for(campaign)
     cache = repo_cache(repo).extra
@@ -331,10 +331,15 @@ def shaped_preview(repo: Repo, campaign: Campaign, persona: str, contact: dict[s
     printed = _printed_only(repo, template.name)
     values = {"title": campaign.title, "id": campaign.id, "unsubscribe_url": unsubscribe_url,
               "view_online_url": view_online_url, "preheader": preheader}
-    swapped = {var: value for var, value in values.items()
-               if (var == "preheader" or var in printed) and transparent(var, value)}
-    key = (template.name, campaign.sender, campaign.purpose, persona, when,
-           *(None if var in swapped else values[var] for var in VARS))
+    swapped = {}
+    kept = []  # the key's part: the values not swapped
+    for var, value in values.items():
+        if (var in printed or var == "preheader") and _clear(var, value):
+            swapped[var] = value
+            kept.append(None)
+        else:
+            kept.append(value)
+    key = (template.name, campaign.sender, campaign.purpose, persona, moment_key(when), *kept)
     shapes = cache.setdefault("shapes", {})
     shape = shapes.get(key, _MISSING)
     if shape is _MISSING:
@@ -355,10 +360,13 @@ def _strings(repo: Repo, campaign: Campaign, persona: str, contact: dict[str, An
              cache: dict[str, Any], *, unsubscribe_url: str, view_online_url: str,
              when: dt.datetime) -> tuple[str, str]:
     """(subject, preheader) of a preview, kept per everything their texts read."""
-    from toolkit.render import campaign_context, render_strings, string_names
+    from toolkit.render import campaign_context, moment_key, render_strings, string_names
 
-    names = string_names(campaign.subject) | string_names(campaign.preheader)
-    key = (campaign.subject, campaign.preheader, persona, when, campaign.sender,
+    names = _NAMES.get((campaign.subject, campaign.preheader))
+    if names is None:
+        names = _NAMES[(campaign.subject, campaign.preheader)] = \
+            string_names(campaign.subject) | string_names(campaign.preheader)
+    key = (campaign.subject, campaign.preheader, persona, moment_key(when), campaign.sender,
            (campaign.id, campaign.title, campaign.purpose) if "campaign" in names else None,
            unsubscribe_url if "unsubscribe_url" in names else None,
            view_online_url if "view_online_url" in names else None)
@@ -369,6 +377,27 @@ def _strings(repo: Repo, campaign: Campaign, persona: str, contact: dict[str, An
                                view_online_url=view_online_url, now=when)
         got = memo[key] = render_strings(repo, campaign, ctx)
     return got
+
+
+_NAMES: dict[tuple[str, str], frozenset[str]] = {}  # what subject and preheader read
+
+
+def _clear(var: str, value: str) -> bool:
+    """transparent(), kept per value for those campaigns share or repeat (not the
+    unsubscribe URL, which differs for every message)."""
+    if var == "unsubscribe_url":
+        return transparent(var, value)
+    memo = _CLEAR_URL if var in _URLISH else _CLEAR_TEXT
+    got = memo.get(value)
+    if got is None:
+        if len(memo) > 8192:
+            memo.clear()
+        got = memo[value] = transparent(var, value)
+    return got
+
+
+_CLEAR_URL: dict[str, bool] = {}
+_CLEAR_TEXT: dict[str, bool] = {}
 
 
 def _make_shape(repo: Repo, campaign: Campaign, contact: dict[str, Any],

@@ -202,48 +202,52 @@ def _attr_values(html: str) -> Iterator[tuple[int, str, str]]:
             yield m.start(), m.group(1), html[start:end]
 
 
-def _found_urls(html: str) -> tuple[tuple[str, str, str, dict[str, str]], ...]:
-    """(tag, attribute, url, the tag's width/height) of every URL in rendered HTML (for a
-    shaped render, found once per shape: toolkit.render_shapes)."""
+_Found = tuple[str, str, str, tuple[tuple[str, str], ...]]  # tag, attribute, url, size
+
+
+def _found_urls(html: str) -> tuple[_Found, ...]:
+    """(tag, attribute, url, the tag's width/height as sorted pairs) of every URL in rendered
+    HTML (for a shaped render, found once per shape: toolkit.render_shapes)."""
     return fact(_found_urls_list, html)
 
 
-def _found_urls_list(html: str) -> tuple[tuple[str, str, str, dict[str, str]], ...]:
+def _found_urls_list(html: str) -> tuple[_Found, ...]:
     return tuple(_find_urls(html))
 
 
-def _find_urls(html: str) -> Iterator[tuple[str, str, str, dict[str, str]]]:
+def _find_urls(html: str) -> Iterator[_Found]:
     for offset, attr, value in _attr_values(html):
         start = html.rfind("<", 0, offset)
         tag = _TAG_NAME.match(html, start) if start >= 0 else None
         name = tag.group(1).lower() if tag else ""
-        size: dict[str, str] = {}
+        size: tuple[tuple[str, str], ...] = ()
         if name == "img":
             end = html.find(">", offset)
-            size = {k.lower(): v for k, v in _SIZE.findall(html, start, end)}
+            size = tuple(sorted({k.lower(): v for k, v in _SIZE.findall(html, start, end)}
+                                .items()))
         value = htmllib.unescape(value) if "&" in value else value
         for url in urls_in(attr, value):
             yield name, attr, url, size
     if "rl(" in html or "RL(" in html:  # style attributes and <style> blocks
         for url in _CSS_URL.findall(html):
-            yield "", "style", htmllib.unescape(url), {}
+            yield "", "style", htmllib.unescape(url), ()
 
 
 def _rendered_urls(ctx: CampaignContext) -> Iterator[_Url]:
     cfg = ctx.repo.config
-    exempt = [PREVIEW_UNSUBSCRIBE_URL, PREVIEW_VIEW_ONLINE_URL]
+    exempt = (PREVIEW_UNSUBSCRIBE_URL, PREVIEW_VIEW_ONLINE_URL)
     if cfg is not None and cfg.unsubscribe.url:
-        exempt.append(cfg.unsubscribe.url.split("{", 1)[0])
-    seen: set[tuple[str, str, str, tuple[tuple[str, str], ...]]] = set()
+        exempt += (cfg.unsubscribe.url.split("{", 1)[0],)
+    seen: set[_Found] = set()
     for message in ctx.renders:  # personas mostly share their URLs: judge each once
-        for tag, attr, url, attrs in _found_urls(message.html):
-            key = (tag, attr, url, tuple(sorted(attrs.items())))
-            if key in seen or url.startswith(tuple(exempt)):
+        for found in _found_urls(message.html):
+            if found in seen or found[2].startswith(exempt):
                 continue
-            seen.add(key)
+            seen.add(found)
+            tag, attr, url, size = found
             remote = _remote(url)
             if remote is not None:
-                yield _Url(url, *remote, _kind(tag, attr, attrs), attr, None)
+                yield _Url(url, *remote, _kind(tag, attr, dict(size)), attr, None)
 
 
 def _dynamic_pos(ctx: CampaignContext, attr: str) -> Pos | None:
