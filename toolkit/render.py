@@ -23,6 +23,7 @@ import re
 import traceback
 import urllib.parse
 import weakref
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
@@ -30,7 +31,8 @@ from typing import Any
 import css_inline
 import mjml
 from jinja2 import (
-    FunctionLoader,
+    BaseLoader,
+    Environment,
     Template,
     TemplateError,
     TemplateNotFound,
@@ -183,16 +185,39 @@ def _no_controls(value: Any) -> Any:
     return value
 
 
+class _RepoLoader(BaseLoader):
+    """The repository's loaded templates (never the disk). A template the analysis parsed
+    already (toolkit.analysis, same environment settings) is compiled from that tree
+    rather than parsed again: parsing was 40% of compiling a template."""
+
+    def __init__(self, repo: Repo):
+        self.repo = repo
+
+    def get_source(self, environment: Environment, name: str) -> tuple[str, str, Any]:
+        t = self.repo.templates.get(name)
+        if t is None:
+            raise TemplateNotFound(name)
+        return t.source, t.file, lambda: True
+
+    def load(self, environment: Environment, name: str,
+             globals: MutableMapping[str, Any] | None = None) -> Template:
+        from toolkit.analysis import parsed_template
+
+        source, file, uptodate = self.get_source(environment, name)
+        tree = parsed_template(self.repo.root, name, source)
+        if tree is None:  # a syntax error: let Jinja's own parse raise it
+            return super().load(environment, name, globals)
+        code = environment.compile(tree, name, file)
+        return environment.template_class.from_code(environment, code, globals or {},
+                                                    uptodate)
+
+
 def repo_cache(repo: Repo) -> RepoCache:
     """The cache of one loaded repository, dropped when the Repo is garbage-collected."""
     key = id(repo)
     got = _REPOS.get(key)
     if got is None:
-        def load(name: str) -> tuple[str, str, Any] | None:
-            t = repo.templates.get(name)
-            return (t.source, t.file, lambda: True) if t is not None else None
-
-        env = make_env(repo.root / "templates").overlay(loader=FunctionLoader(load),
+        env = make_env(repo.root / "templates").overlay(loader=_RepoLoader(repo),
                                                         finalize=_no_controls)
         got = _REPOS[key] = RepoCache(env)
         weakref.finalize(repo, _REPOS.pop, key, None)

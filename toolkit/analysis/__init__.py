@@ -89,6 +89,12 @@ def _parse(root: Path, name: str, source: str) -> Parsed:
     return parsed
 
 
+def parsed_template(root: Path, name: str, source: str) -> nodes.Template | None:
+    """The template's syntax tree as the analysis parsed it (kept per text), or None when
+    it does not parse. toolkit.render compiles from it rather than parse it again."""
+    return _parse(root, name, source).ast
+
+
 @lru_cache(maxsize=8192)
 def _parse_string(source: str) -> nodes.Template | TemplateSyntaxError:
     try:
