@@ -98,6 +98,7 @@ def forget_process_caches() -> None:
                render._string_template, render._inliner,
                getattr(body, "_scan_cached", body._scan), getattr(render, "_string_names", None),
                getattr(tracking, "_remote", None), getattr(tracking, "tracker", None),
+               getattr(tracking, "_judge", None),
                getattr(canspam, "_subject_problem", None),
                getattr(message, "_preview_pseudonym", None)):
         if fn is not None and hasattr(fn, "cache_clear"):

@@ -41,7 +41,10 @@ def _scan(html: str) -> _Scan:
     """Links and visible text of one rendered body; several rules ask, it is computed once
     (for a shaped render, once per shape: toolkit.render_shapes)."""
     if type(html) is ShapedHTML:
-        return _Scan(*html.fact(_scan_parts))
+        got = html.memo.get(_scan)
+        if got is None:
+            got = html.memo[_scan] = _Scan(*html.fact(_scan_parts))
+        return got  # type: ignore[no-any-return]
     return _scan_cached(html)
 
 
@@ -84,7 +87,7 @@ def unsubscribe_urls(ctx: CampaignContext, rendered: RenderedMessage) -> tuple[s
 
 
 def has_unsubscribe_link(ctx: CampaignContext, rendered: RenderedMessage) -> bool:
-    links = set(hrefs(rendered.html))
+    links = _scan(rendered.html).hrefs
     return any(u in links for u in unsubscribe_urls(ctx, rendered))
 
 

@@ -244,10 +244,19 @@ def _rendered_urls(ctx: CampaignContext) -> Iterator[_Url]:
             if found in seen or found[2].startswith(exempt):
                 continue
             seen.add(found)
-            tag, attr, url, size = found
-            remote = _remote(url)
-            if remote is not None:
-                yield _Url(url, *remote, _kind(tag, attr, dict(size)), attr, None)
+            judged = _judge(found)
+            if judged is not None:
+                yield judged
+
+
+@lru_cache(maxsize=4096)
+def _judge(found: _Found) -> _Url | None:
+    """A URL found in a rendered message as TRK-001 judges it (None: not remote). Kept per
+    URL: the campaigns of a template show the same ones."""
+    tag, attr, url, size = found
+    remote = _remote(url)
+    return None if remote is None else _Url(url, *remote, _kind(tag, attr, dict(size)), attr,
+                                            None)
 
 
 def _dynamic_pos(ctx: CampaignContext, attr: str) -> Pos | None:
