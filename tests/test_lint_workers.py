@@ -122,3 +122,67 @@ def test_scaffold_findings_match(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                                           "guarantees_encryption: false")]})
     monkeypatch.setattr(lint_workers, "MIN_PER_WORKER", 1)
     assert lint(root, 2) == lint(root, 1)
+
+
+# --- workers forked before loading (a cold `campaign lint`) -------------------------------
+
+def lint_as_the_command(root: Path, workers: int, monkeypatch: pytest.MonkeyPatch,
+                        no_cache: bool = True) -> tuple[tuple[object, ...], list[int]]:
+    """(findings, the pids forked) of `campaign lint`'s own path (lint_repository) with
+    `workers` processes and shares of any size."""
+    from toolkit.commands.lint import lint_repository
+
+    monkeypatch.setattr(lint_workers, "MIN_PER_WORKER", 1)
+    monkeypatch.setattr(lint_workers, "available_workers", lambda: workers)
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def counting_fork() -> int:
+        pid = real_fork()
+        forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(lint_workers.os, "fork", counting_fork)
+    _, result = lint_repository(root, no_cache=no_cache)
+    monkeypatch.undo()
+    return result.findings, forks
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_workers_forked_before_loading_give_the_findings_of_one_process(
+        example: Path, workers: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    one = lint(example, 1)
+    got, forks = lint_as_the_command(example, workers, monkeypatch)
+    assert got == one
+    assert len(forks) == workers - 1
+
+
+def test_a_child_forked_before_loading_that_fails_is_linted_again_here(
+        example: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    one = lint(example, 1)
+
+    def failing(root: Path, share: list[str]) -> object:
+        raise RuntimeError("the child failed")
+
+    monkeypatch.setattr(lint_workers, "_lint_share", failing)
+    got, forks = lint_as_the_command(example, 2, monkeypatch)
+    assert got == one and len(forks) == 1
+
+
+def test_a_garbled_answer_from_before_loading_is_linted_again_here(
+        example: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    one = lint(example, 1)
+    monkeypatch.setattr(lint_workers, "_lint_share",
+                        lambda root, share: {"not-a-campaign": [["x"]]})
+    got, _ = lint_as_the_command(example, 2, monkeypatch)
+    assert got == one
+
+
+def test_with_a_lint_cache_nothing_forks_before_loading(
+        example: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, forks = lint_as_the_command(example, 2, monkeypatch, no_cache=False)
+    assert forks  # no cache yet: forked before loading, and the cache written
+    assert list((example / ".campaign").rglob("findings.json"))
+    again, forks = lint_as_the_command(example, 2, monkeypatch, no_cache=False)
+    assert again == first
+    assert forks == []  # every campaign from the cache: no worker at all

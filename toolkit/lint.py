@@ -17,6 +17,7 @@ from toolkit.models import Campaign, Repo
 if TYPE_CHECKING:
     from toolkit.analysis import CampaignAnalysis
     from toolkit.lint_cache import LintCache
+    from toolkit.lint_workers import EarlyWorkers
     from toolkit.render import RenderedMessage
 
 
@@ -134,14 +135,16 @@ def campaign_findings(repo: Repo, camp: Campaign) -> list[Finding]:
 
 def run_lint(
     repo: Repo, load_findings: list[Finding], campaign_ids: Iterable[str] | None = None,
-    *, cache: LintCache | None = None, workers: int = 1,
+    *, cache: LintCache | None = None, workers: int = 1, early: EarlyWorkers | None = None,
 ) -> LintResult:
     """Run every static rule. `campaign_ids` limits the campaigns checked; findings of
     other campaigns are dropped, repository-wide ones (no campaign) are kept.
 
     `cache` (toolkit.lint_cache) supplies the campaign-scope findings of campaigns whose
     inputs are unchanged, and `workers` > 1 lints the others in forked processes
-    (toolkit.lint_workers): both for `campaign lint` only. Gates never pass them."""
+    (toolkit.lint_workers): both for `campaign lint` only. Gates never pass them. `early`:
+    worker processes forked before loading (lint_workers.fork_before_load), linting the
+    campaigns of their shares; this process lints the rest."""
     from toolkit.rules import RULES
 
     wanted = list(campaign_ids) if campaign_ids else sorted(repo.campaigns)
@@ -157,7 +160,9 @@ def run_lint(
             todo.append((len(per_campaign), camp))
         per_campaign.append(got or [])
     share, collect = [camp for _, camp in todo], None
-    if workers > 1:
+    if early is not None:
+        share = [camp for camp in share if camp.id not in early.theirs]
+    elif workers > 1:
         from toolkit.lint_workers import start_workers
 
         # the children start first and lint while this process runs the repository-wide
@@ -171,6 +176,11 @@ def run_lint(
     computed = [campaign_findings(repo, camp) for camp in share]
     if collect is not None:
         computed = collect(computed)
+    elif early is not None:  # in todo's order; what no child sent is linted here
+        mine = dict(zip((camp.id for camp in share), computed, strict=True))
+        mine.update(early.collect())
+        computed = [mine[camp.id] if camp.id in mine else campaign_findings(repo, camp)
+                    for _, camp in todo]
     for (place, camp), got in zip(todo, computed, strict=True):
         per_campaign[place] = got
         if cache is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -215,8 +215,11 @@ def _yaml_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
-def load_repo(root: Path) -> tuple[Repo, list[Finding]]:
-    """Load everything under root. Raises UserError only when root is not a repository."""
+def load_repo(root: Path, *, campaigns: Collection[str] | None = None
+              ) -> tuple[Repo, list[Finding]]:
+    """Load everything under root. Raises UserError only when root is not a repository.
+    `campaigns`: load only these campaign folders (a lint worker's share, toolkit.lint_workers:
+    campaign-scope rules read their own campaign and the shared files, never another's)."""
     root = root.resolve()
     if not (root / "toolkit.yaml").is_file():
         raise UserError(
@@ -230,13 +233,13 @@ def load_repo(root: Path) -> tuple[Repo, list[Finding]]:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _load_repo(root)
+        return _load_repo(root, campaigns)
     finally:
         if collecting:
             gc.enable()
 
 
-def _load_repo(root: Path) -> tuple[Repo, list[Finding]]:
+def _load_repo(root: Path, only: Collection[str] | None = None) -> tuple[Repo, list[Finding]]:
     ld = Loader(root)
 
     config = ld.load_one(root / "toolkit.yaml", ToolkitConfig)
@@ -293,6 +296,8 @@ def _load_repo(root: Path) -> tuple[Repo, list[Finding]]:
         # stat calls a tenth of the load (bench/lint.md); the order is the folder names'
         with os.scandir(cdir) as entries:
             names = sorted(e.name for e in entries if e.is_dir())
+        if only is not None:
+            names = [name for name in names if name in only]
         prefix = os.path.join(cdir, "")
         for name in names:
             path = os.path.join(prefix + name, "campaign.yaml")
