@@ -214,6 +214,7 @@ def test_printing_alone_swaps(tmp_path: Path) -> None:
     "{% include 'partials/' ~ 'footer.mjml' %}",
     "{{ self.x() }}",
     "{% macro m() %}{% include 'partials/footer.mjml' %}{% endmacro %}",
+    "{{ super()|upper }}",
 ])
 def test_what_the_analysis_cannot_follow_swaps_nothing(tmp_path: Path, text: str) -> None:
     repo = scaffold_with(tmp_path, text)

@@ -125,7 +125,8 @@ def _names(expr: nodes.Node) -> list[str] | None:
 def _scan_template(tree: nodes.Template, bound: set[str], reached: list[str]) -> bool:
     """Adds to `bound` the variables this template uses other than by printing them, and
     to `reached` the templates it loads. False when it loads a template by a computed
-    name or inside a capturing block, or touches `self`: nothing is swappable then."""
+    name or inside a capturing block, touches `self`, or uses `super()` other than by
+    printing it: nothing is swappable then."""
 
     def walk(node: nodes.Node, parent: nodes.Node | None, captured: bool) -> bool:
         if isinstance(node, _LOADING):
@@ -133,6 +134,9 @@ def _scan_template(tree: nodes.Template, bound: set[str], reached: list[str]) ->
             if names is None or captured:
                 return False
             reached.extend(names)
+        if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) \
+                and node.node.name == "super" and not isinstance(parent, nodes.Output):
+            return False  # a parent block's output, as a value a template can transform
         if isinstance(node, nodes.Name):
             if node.name == "self":
                 return False
