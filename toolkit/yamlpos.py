@@ -30,6 +30,7 @@ except AttributeError:  # pragma: no cover - libyaml missing
 PathKey = tuple[Any, ...]
 
 _STR = "tag:yaml.org,2002:str"
+_MAPPING, _SEQUENCE = yaml.MappingNode, yaml.SequenceNode
 _MERGE = "tag:yaml.org,2002:merge"
 
 # plain scalar -> its implicit tag; short values only (keys, booleans, numbers, dates)
@@ -79,16 +80,16 @@ class SourceMap:
         knode = None
         for k in path:
             knode = None
-            if isinstance(node, yaml.MappingNode) and isinstance(data, dict):
+            if isinstance(node, _MAPPING) and isinstance(data, dict):
                 try:
                     if k not in data:
                         break
                 except TypeError:  # an unhashable path element names no key
                     break
-                i = next(i for i, key in enumerate(data) if key is k or key == k)
-                knode, node = node.value[i]
+                # the first key that is k or equals it: list.index compares as `is or ==`
+                knode, node = node.value[list(data).index(k)]
                 data = data[k]
-            elif (isinstance(node, yaml.SequenceNode) and isinstance(data, list)
+            elif (isinstance(node, _SEQUENCE) and isinstance(data, list)
                   and type(k) is int and 0 <= k < len(data)):
                 node, data = node.value[k], data[k]
             else:
@@ -118,18 +119,22 @@ class Located:
     smap: SourceMap
     prefix: PathKey = ()
 
+    # SourceMap.at and key_at with the prefix joined once (rules ask per campaign)
     def at(self, *path: Any) -> Pos:
-        return self.smap.at(*self.prefix, *path)
+        smap = self.smap
+        return smap._pos(smap._find(self.prefix + path)[0])
 
     def key_at(self, *path: Any) -> Pos:
-        return self.smap.key_at(*self.prefix, *path)
+        node, knode = self.smap._find(self.prefix + path)
+        return self.smap._pos(knode if knode is not None else node)
 
     def sub(self, *path: Any) -> Located:
         return Located(self.smap, self.prefix + tuple(path))
 
     @property
     def pos(self) -> Pos:
-        return self.smap.at(*self.prefix)
+        smap = self.smap
+        return smap._pos(smap._find(self.prefix)[0])
 
 
 class YamlError(Exception):

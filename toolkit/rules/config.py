@@ -81,17 +81,19 @@ _MJML_SEEN: dict[int, dict[tuple[object, ...], list[Finding]]] = {}
 
 
 def check_mjml_structure(ctx: CampaignContext) -> Iterator[Finding]:
-    from toolkit.mjml_check import check_mjml
-
     repo, c = ctx.repo, ctx.campaign
     per_repo = _MJML_SEEN.get(id(repo))
     if per_repo is None:
         per_repo = _MJML_SEEN[id(repo)] = {}
         weakref.finalize(repo, _MJML_SEEN.pop, id(repo), None)
     key = (c.template, c.purpose, c.sender, str(c.schedule))
-    if key not in per_repo:
-        per_repo[key] = check_mjml(repo, c)
-    yield from (f.with_(campaign=c.id) for f in per_repo[key])
+    found = per_repo.get(key)
+    if found is None:
+        from toolkit.mjml_check import check_mjml
+
+        found = per_repo[key] = check_mjml(repo, c)
+    for f in found:
+        yield f.with_(campaign=c.id)
 
 
 RULES = (
