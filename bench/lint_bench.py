@@ -18,6 +18,7 @@ import gc
 import json
 import os
 import pstats
+import resource
 import shutil
 import sys
 import tempfile
@@ -57,17 +58,23 @@ def yaml_files(root: Path) -> list[Path]:
 
 
 class Timer:
-    """Wall time and this process's CPU time of a block. On a machine shared with other
-    jobs the CPU time is the steadier figure: other processes lengthen the wall time of
-    whatever runs while they do, not the CPU time it takes."""
+    """Wall time and CPU time of a block: this process's and its worker processes' (reaped
+    within the block). On a machine shared with other jobs the CPU time is the steadier
+    figure: other processes lengthen the wall time of whatever runs while they do, not
+    the CPU time it takes. With workers, CPU time is the sum over the processes."""
 
     def __enter__(self) -> Timer:
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        self.wall, self.cpu = time.perf_counter(), self._cpu()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.wall = time.perf_counter() - self.wall
-        self.cpu = time.process_time() - self.cpu
+        self.cpu = self._cpu() - self.cpu
+
+    @staticmethod
+    def _cpu() -> float:
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return time.process_time() + kids.ru_utime + kids.ru_stime
 
     @property
     def both(self) -> tuple[float, float]:
@@ -338,8 +345,8 @@ def main() -> None:
         print(f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, load average "
               + " ".join(f"{x:.2f}" for x in os.getloadavg()))
         print(f"campaigns: {args.campaigns}, YAML files: {n_files}, findings: {findings}, "
-              f"best of {args.repeat} (wall and CPU each), {AsTheCommand.WORKERS} "
-              "process(es) for the campaign rules (CPU time: this process only)")
+              f"best of {args.repeat} (wall and CPU each), up to {AsTheCommand.WORKERS} "
+              "process(es) for the campaign rules (CPU time: summed over the processes)")
         print(f"{'parse (yaml CSafeLoader):':28}{parse[0] * 1000:8.1f} ms wall "
               f"{parse[1] * 1000:8.1f} ms CPU")
         row("load_repo:", best(loads))
@@ -352,8 +359,7 @@ def main() -> None:
                   f"with every persona) = "
                   f"{(lint[1] - static[1]) / max(renders, 1) * 1000:.2f} ms each")
         else:
-            print("  (the renders' share and the CPU ratios count this process only: "
-                  "run with --workers 1 for them)")
+            print("  (the renders' share: run with --workers 1 for it)")
         if has_cache:
             print("campaign lint with its cache (toolkit.lint_cache):")
             row("  cold (no cache file):", best(cold))
