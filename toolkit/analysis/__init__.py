@@ -80,19 +80,37 @@ _CACHE_MAX = 2048
 
 @lru_cache(maxsize=4096)
 def _parse(root: Path, name: str, source: str) -> Parsed:
-    file = f"templates/{name}"
-    parsed = Parsed(file=file, lines=source.splitlines())
+    parsed = Parsed(file=f"templates/{name}", lines=source.splitlines())
     try:
-        parsed.ast = make_env(root / "templates").parse(source, name, file)
+        parsed.ast = _tree(root, name, source)
     except TemplateSyntaxError as exc:
         parsed.error = (exc.message or "invalid syntax", exc.lineno or 1)
     return parsed
 
 
+def _tree(root: Path, name: str, source: str) -> nodes.Template:
+    return make_env(root / "templates").parse(source, name, f"templates/{name}")
+
+
+def _walkable(parsed: Parsed, root: Path, name: str, source: str) -> Parsed:
+    """The cached parse, with a tree of its own again if the last one was lent."""
+    if parsed.lent:
+        parsed.ast, parsed.lent = _tree(root, name, source), False
+    return parsed
+
+
 def parsed_template(root: Path, name: str, source: str) -> nodes.Template | None:
     """The template's syntax tree as the analysis parsed it (kept per text), or None when
-    it does not parse. toolkit.render compiles from it rather than parse it again."""
-    return _parse(root, name, source).ast
+    it does not parse. toolkit.render compiles from it rather than parse it again.
+
+    The tree is the caller's from then on: Jinja's optimizer folds constant expressions
+    in place while compiling (`contact["first" ~ "_name"]` becomes `contact["first_name"]`,
+    which the analysis would then follow instead of reporting CNT-003), so the analysis
+    parses the text again if it needs to walk it later, and lends a tree only once."""
+    parsed = _walkable(_parse(root, name, source), root, name, source)
+    if parsed.ast is not None:
+        parsed.lent = True
+    return parsed.ast
 
 
 @lru_cache(maxsize=8192)
@@ -161,7 +179,9 @@ def _analyze_template_uncached(repo: Repo, name: str, fields: frozenset[str]
     def resolve(tname: str) -> Parsed | None:
         src = _source(repo, tname)
         read[tname] = src
-        return _parse(repo.root, tname, src) if src is not None else None
+        if src is None:
+            return None
+        return _walkable(_parse(repo.root, tname, src), repo.root, tname, src)
 
     walker = Walker(resolve, fields)
     top = resolve(name)
