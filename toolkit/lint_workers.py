@@ -119,7 +119,7 @@ def start_workers(repo: Repo, camps: list[Campaign], workers: int, *, head_start
 # load only the shared files and their own campaigns: on the benchmark's repository that
 # extra work is about a quarter of the campaign rules' (bench/lint.md), so this process
 # takes that much less than an equal share (an eighth of all campaigns fewer).
-PARENT_HEAD = 0.12
+PARENT_HEAD = 0.06
 
 
 class EarlyWorkers:

@@ -227,10 +227,11 @@ _A_PREFIX = f"zqa{_SALT}"  # every placeholder of the first set starts so
 
 
 def _join(pieces: list[str], slots: tuple[str, ...], values: dict[str, str]) -> str:
-    out = [pieces[0]]
-    for var, piece in zip(slots, pieces[1:], strict=True):
-        out.append(values[var])
-        out.append(piece)
+    if not slots:
+        return pieces[0]
+    out = [""] * (2 * len(slots) + 1)
+    out[0::2] = pieces
+    out[1::2] = [values[var] for var in slots]
     return "".join(out)
 
 

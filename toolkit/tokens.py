@@ -87,6 +87,8 @@ def _mac(secret: bytes, version: str, pseudonym: str, campaign_field: str, kind:
 
 
 def _secrets(secret: bytes | Sequence[bytes]) -> list[bytes]:
+    if type(secret) is bytes and secret:  # the common case, checked at once
+        return [secret]
     keys = [secret] if isinstance(secret, (bytes, bytearray)) else list(secret)
     if not keys or not all(isinstance(k, (bytes, bytearray)) and k for k in keys):
         raise ValueError("an unsubscribe secret must be non-empty bytes")
