@@ -116,9 +116,10 @@ def start_workers(repo: Repo, camps: list[Campaign], workers: int, *, head_start
 # --- forked before loading (a cold `campaign lint`) -----------------------------------
 
 # This process also loads every file and runs the repository-wide rules while the children
-# load only the shared files and their own campaigns: on the benchmark's repository that
-# extra work is about a quarter of the campaign rules' (bench/lint.md), so this process
-# takes that much less than an equal share (an eighth of all campaigns fewer).
+# load only the shared files and their own campaigns, so it takes a smaller share: by a
+# sixteenth of all campaigns, which finished both processes together on the benchmark's
+# repository on a quiet two-core machine (an eighth left the child 15-30 ms behind;
+# bench/lint.md).
 PARENT_HEAD = 0.06
 
 
