@@ -129,7 +129,8 @@ def campaign_findings(repo: Repo, camp: Campaign) -> list[Finding]:
     out: list[Finding] = []
     for rule in RULES.values():
         if rule.scope == "campaign" and rule.check is not None:
-            out.extend(f if f.campaign else f.with_(campaign=cid) for f in rule.check(cctx))
+            for f in rule.check(cctx):
+                out.append(f if f.campaign else f.with_(campaign=cid))
     return out
 
 
