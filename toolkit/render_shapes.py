@@ -258,9 +258,12 @@ def _cut(text: str, present: list[str]) -> tuple[tuple[str, ...], list[str]] | N
 
 def _marks(obj: Any) -> Any:
     """Where in obj (strings, tuples, lists, dicts) the first placeholders stand: None
-    where nowhere, True for a string holding one, else the marks of the items."""
+    where nowhere, for a string the tuple of the variables whose placeholders it holds,
+    else the list of the items' marks."""
     if isinstance(obj, str):
-        return True if _A_PREFIX in obj else None
+        if _A_PREFIX not in obj:
+            return None
+        return tuple(var for var, text in _A.items() if text in obj)  # the ones it holds
     if isinstance(obj, tuple | list):
         inner = [_marks(x) for x in obj]
     elif isinstance(obj, dict):
@@ -277,9 +280,9 @@ def _put(obj: Any, marks: Any, old: dict[str, str], new: dict[str, str]) -> Any:
     """obj with the placeholders of `old` replaced by `new`'s values where `marks` says."""
     if marks is None:
         return obj
-    if marks is True:
-        for var, value in new.items():
-            obj = obj.replace(old[var], value)
+    if type(marks) is tuple:  # a string, and the placeholders it holds
+        for var in marks:
+            obj = obj.replace(old[var], new[var])
         return obj
     if isinstance(obj, dict):
         return {_put(k, km, old, new): _put(v, vm, old, new)
