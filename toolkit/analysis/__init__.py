@@ -151,9 +151,10 @@ _CHECKED_FOR: list[Any] = []  # [that Repo, frozenset of its field names]
 
 def _repo_fields(repo: Repo) -> frozenset[str]:
     """The repository's field names, as every analysis of it keys on them (made once per
-    Repo, not per campaign); a new Repo empties _CHECKED."""
+    Repo, not per campaign); a new Repo empties _CHECKED and _STRING_WALKS."""
     if not _CHECKED_FOR or _CHECKED_FOR[0] is not repo:
         _CHECKED.clear()
+        _STRING_WALKS.clear()
         _CHECKED_FOR[:] = [repo, frozenset(repo.fields)]
     return _CHECKED_FOR[1]  # type: ignore[no-any-return]
 
@@ -228,6 +229,37 @@ def _analyze_string(source: str, pos: Pos, part: str, fields: frozenset[str]) ->
     return walker
 
 
+# (text, part, fields) -> what _analyze_string finds in it, placed as if the text began at
+# line 1, column 0; for the one Repo object last analysed (see _repo_fields). Campaigns
+# share subjects and preheaders: each distinct one is walked once, then only placed.
+_STRING_WALKS: dict[tuple[str, str, frozenset[str]],
+                    tuple[tuple[FieldUse, ...], tuple[Finding, ...], frozenset[str]] | None] = {}
+_TEXT_START = Pos("", 1, 0)
+
+
+def _string_uses(source: str, pos: Pos, part: str, fields: frozenset[str]
+                 ) -> tuple[list[FieldUse], list[Finding], frozenset[str]]:
+    """What _analyze_string returns for the text at pos. A string has no source lines for
+    the walker to look columns up in, so every position it reports is at the text's own
+    column, on the text's line plus the line within the text: the walk at _TEXT_START,
+    moved to pos, is the walk at pos (checked: otherwise the text is walked at pos)."""
+    key = (source, part, fields)
+    if key not in _STRING_WALKS:
+        w = _analyze_string(source, _TEXT_START, part, fields)
+        placed = [u.pos for u in w.uses] + [p.pos for p in w.problems]
+        movable = all(p.file == "" and p.column == 0 for p in placed)
+        _STRING_WALKS[key] = (
+            (tuple(w.uses), tuple(w.problems), frozenset(w.builtins)) if movable else None)
+    got = _STRING_WALKS[key]
+    if got is None:
+        w = _analyze_string(source, pos, part, fields)
+        return w.uses, w.problems, frozenset(w.builtins)
+    uses, problems, builtins = got
+    file, lines, column = pos.file, pos.line - 1, pos.column
+    return ([FieldUse(u.field, Pos(file, u.pos.line + lines, column), u.part) for u in uses],
+            [p.with_(pos=Pos(file, p.pos.line + lines, column)) for p in problems], builtins)
+
+
 # id(campaign) -> (repo, campaign, analysis): lint asks once per rule family and once for
 # CNT-003 over all campaigns; the identity check makes a recycled id harmless.
 _BY_CAMPAIGN: dict[int, tuple[Repo, Campaign, CampaignAnalysis]] = {}
@@ -269,10 +301,10 @@ def _analyze_campaign(repo: Repo, campaign: Campaign) -> CampaignAnalysis:
             builtins_used=result.builtins, template_reads=result.reads,
         )
     for source, pos, part in strings:
-        w = _analyze_string(source, pos, part, fields)
-        uses += w.uses
-        problems += w.problems
-        builtins |= w.builtins
+        string_uses, string_problems, string_builtins = _string_uses(source, pos, part, fields)
+        uses += string_uses
+        problems += string_problems
+        builtins |= string_builtins
     urls: tuple[UrlUse, ...] = ()
     tags: tuple[TagUse, ...] = ()
     files: tuple[str, ...] = ()
