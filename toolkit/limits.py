@@ -112,7 +112,7 @@ def read_text(path: str | Path, max_bytes: int, what: str, *,
     dropped (editors on Windows write one). Raises BadFile (or OSError)."""
     # os.open and os.read, not open(): the file object and its buffer cost twice the
     # system calls for a file read once, whole (a thousand campaign files: bench/lint.md)
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    fd = os.open(path, _READ_FLAGS)
     try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):  # the error open() raises
@@ -143,6 +143,11 @@ def read_text(path: str | Path, max_bytes: int, what: str, *,
         raise BadFile(f"{what} contains a NUL byte, which is not text; remove it",
                       text.count("\n", 0, nul) + 1)
     return text
+
+
+# (os.open's descriptors are not inherited, as open()'s; O_BINARY: no newline translation
+# where the system has text mode)
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
 
 
 def _read_at_most(fd: int, n: int) -> bytes:

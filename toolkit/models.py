@@ -97,11 +97,13 @@ class Model(BaseModel):
 # campaign.yaml (bench/lint.md). A subclass whose private defaults are all immutable
 # scalars gets a function that sets the same dict directly; one that defines its own
 # model_post_init keeps pydantic's.
-_PYDANTIC_PRIVATE_INIT = Model.__dict__["model_post_init"]
+_PYDANTIC_PRIVATE_INIT = Model.__dict__.get("model_post_init")
 _SCALARS = (type(None), str, int, float, bool)
 
 
 def _private_defaults_at_init(cls: type[Model]) -> None:
+    if _PYDANTIC_PRIVATE_INIT is None or cls.__pydantic_post_init__ != "model_post_init":
+        return  # a pydantic that initialises private attributes some other way
     current = cls.__dict__.get("model_post_init")
     inner = getattr(current, "__wrapped__", current)  # pydantic wraps an inherited one
     if inner is not _PYDANTIC_PRIVATE_INIT and not getattr(inner, "sets_private_defaults", False):
