@@ -294,3 +294,22 @@ def test_mj_preview_text_is_the_preheader(tmp_path: Path) -> None:
                 "</mj-head>\n{{ contact.age }}\n")
     assert [(u.field, u.part) for u in a.field_uses] == [
         ("first_name", "preheader"), ("age", "template")]
+
+
+def test_a_template_compiled_for_rendering_is_still_analysed_as_written(tmp_path: Path) -> None:
+    """toolkit.render compiles from the tree the analysis parsed, and Jinja's optimizer
+    folds constants in that tree in place (`"first" ~ "_name"` becomes "first_name"): an
+    analysis after a render must still see the computed key and report it."""
+    from toolkit import analysis
+    from toolkit.render import _compiled
+
+    body = '{{ contact["first" ~ "_name"] }}\n'
+    root = make_repo(tmp_path, {TEMPLATE_FILE: HEAD + body + TAIL})
+    repo, _ = load_repo(root)
+    camp = repo.campaigns["appointment-reminder"]
+    before = problems(analyze_campaign(repo, camp))
+    assert [p[0] for p in before] == ["CNT-003"]
+    _compiled(repo, camp)  # compiles the template from the analysis' tree
+    for cache in (analysis._CACHE, analysis._CHECKED, analysis._BY_CAMPAIGN):
+        cache.clear()
+    assert problems(analyze_campaign(repo, camp)) == before
