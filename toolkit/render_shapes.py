@@ -166,7 +166,8 @@ def _printed_only(repo: Repo, name: str) -> frozenset[str]:
     got = memo.get(name)
     if got is not None:
         return got
-    env = repo_cache(repo).env
+    from toolkit.analysis import walked_tree
+
     bound: set[str] = set()
     todo, seen, ok = [name], set(), True
     while todo and ok:
@@ -178,9 +179,8 @@ def _printed_only(repo: Repo, name: str) -> frozenset[str]:
         if tpl is None:
             ok = False
             break
-        try:
-            tree = env.parse(tpl.source, tname, tpl.file)
-        except Exception:
+        tree = walked_tree(repo.root, tname, tpl.source)  # the analysis' parse, shared
+        if tree is None:
             ok = False
             break
         ok = _scan_template(tree, bound, todo)

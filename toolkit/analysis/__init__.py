@@ -113,6 +113,12 @@ def parsed_template(root: Path, name: str, source: str) -> nodes.Template | None
     return parsed.ast
 
 
+def walked_tree(root: Path, name: str, source: str) -> nodes.Template | None:
+    """The template's syntax tree as the analysis walks it (kept per text; parsed again if
+    it was lent to the compiler), or None when it does not parse. To read, not to change."""
+    return _walkable(_parse(root, name, source), root, name, source).ast
+
+
 @lru_cache(maxsize=8192)
 def _parse_string(source: str) -> nodes.Template | TemplateSyntaxError:
     try:
