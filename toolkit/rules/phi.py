@@ -43,11 +43,17 @@ def segment_leaves(ctx: CampaignContext) -> list[Leaf]:
 
 
 def clinical_uses(ctx: CampaignContext) -> tuple[list[Leaf], list[FieldUse]]:
-    """The segment conditions and content uses that touch a clinical field."""
-    repo = ctx.repo
-    leaves = [leaf for leaf in segment_leaves(ctx) if field_class(repo, leaf.field) == "clinical"]
-    uses = [u for u in ctx.analysis.field_uses if field_class(repo, u.field) == "clinical"]
-    return leaves, uses
+    """The segment conditions and content uses that touch a clinical field (three rules
+    ask for each campaign: computed once per campaign)."""
+    got = ctx._cache.get("clinical_uses")
+    if got is None:
+        repo = ctx.repo
+        got = ctx._cache["clinical_uses"] = (
+            tuple(leaf for leaf in segment_leaves(ctx)
+                  if field_class(repo, leaf.field) == "clinical"),
+            tuple(u for u in ctx.analysis.field_uses if field_class(repo, u.field) == "clinical"))
+    leaves, uses = got  # type: ignore[misc]
+    return list(leaves), list(uses)
 
 
 def _where(use: FieldUse) -> str:
