@@ -313,3 +313,34 @@ def test_a_template_compiled_for_rendering_is_still_analysed_as_written(tmp_path
     for cache in (analysis._CACHE, analysis._CHECKED, analysis._BY_CAMPAIGN):
         cache.clear()
     assert problems(analyze_campaign(repo, camp)) == before
+
+
+def test_compiling_for_rendering_leaves_the_analysis_tree_as_parsed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The render environment compiles from the analysis' own tree (no second parse) and
+    unoptimized, so nothing folds it: the tree the analysis walks is the one it parsed."""
+    import jinja2
+
+    from toolkit.analysis import walked_tree
+    from toolkit.render import repo_env
+
+    parses = []
+    real_parse = jinja2.Environment._parse
+
+    def counting_parse(self: jinja2.Environment, *args: object) -> object:
+        parses.append(args)
+        return real_parse(self, *args)  # type: ignore[arg-type]
+
+    body = '{{ contact["first" ~ "_name"] }}{% if 1 + 1 == 2 %}{{ "a" ~ "b" }}{% endif %}\n'
+    root = make_repo(tmp_path, {TEMPLATE_FILE: HEAD + body + TAIL})
+    for base in (root, Path(__file__).resolve().parent.parent):  # and the example's
+        repo, _ = load_repo(base)
+        for name, template in sorted(repo.templates.items()):
+            tree = walked_tree(repo.root, name, template.source)
+            before = repr(tree)
+            monkeypatch.setattr(jinja2.Environment, "_parse", counting_parse)
+            repo_env(repo).get_template(name)
+            monkeypatch.undo()
+            assert walked_tree(repo.root, name, template.source) is tree
+            assert repr(tree) == before, name
+    assert parses == []  # compiled from the analysis' trees

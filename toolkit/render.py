@@ -188,7 +188,10 @@ def _no_controls(value: Any) -> Any:
 class _RepoLoader(BaseLoader):
     """The repository's loaded templates (never the disk). A template the analysis parsed
     already (toolkit.analysis, same environment settings) is compiled from that tree
-    rather than parsed again: parsing was 40% of compiling a template."""
+    rather than parsed again: parsing was 40% of compiling a template. The environment
+    compiles unoptimized (repo_cache): Jinja's optimizer folds constants in the tree in
+    place, which the analysis must not see (`contact["first" ~ "_name"]` would become a
+    plain field), and folding saves nothing on the few renders a repository makes."""
 
     def __init__(self, repo: Repo):
         self.repo = repo
@@ -201,10 +204,10 @@ class _RepoLoader(BaseLoader):
 
     def load(self, environment: Environment, name: str,
              globals: MutableMapping[str, Any] | None = None) -> Template:
-        from toolkit.analysis import parsed_template
+        from toolkit.analysis import walked_tree
 
         source, file, uptodate = self.get_source(environment, name)
-        tree = parsed_template(self.repo.root, name, source)
+        tree = walked_tree(self.repo.root, name, source) if not environment.optimized else None
         if tree is None:  # a syntax error: let Jinja's own parse raise it
             return super().load(environment, name, globals)
         code = environment.compile(tree, name, file)
@@ -218,7 +221,7 @@ def repo_cache(repo: Repo) -> RepoCache:
     got = _REPOS.get(key)
     if got is None:
         env = make_env(repo.root / "templates").overlay(loader=_RepoLoader(repo),
-                                                        finalize=_no_controls)
+                                                        finalize=_no_controls, optimized=False)
         got = _REPOS[key] = RepoCache(env)
         weakref.finalize(repo, _REPOS.pop, key, None)
     return got
