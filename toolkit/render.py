@@ -266,11 +266,17 @@ def _compiled(repo: Repo, campaign: Campaign) -> _Compiled:
 
 @lru_cache(maxsize=1024)
 def _string_template(source: str) -> Template:
-    """Subjects and preheaders, compiled once per distinct text (campaigns often share them)."""
-    return _STRING_ENV.from_string(source)
+    """Subjects and preheaders, compiled once per distinct text (campaigns often share them),
+    from the tree the analysis parsed when it did (unoptimized, like templates: nothing
+    folds that tree)."""
+    from toolkit.analysis import parsed_string
+
+    tree = parsed_string(source)
+    return _STRING_ENV.from_string(tree if tree is not None else source)
 
 
 _STRING_ENV = make_string_env()
+_STRING_ENV.optimized = False
 
 
 def _template_error(exc: BaseException, default_file: str) -> RenderError:

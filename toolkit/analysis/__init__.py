@@ -119,6 +119,13 @@ def walked_tree(root: Path, name: str, source: str) -> nodes.Template | None:
     return _walkable(_parse(root, name, source), root, name, source).ast
 
 
+def parsed_string(source: str) -> nodes.Template | None:
+    """A subject's or preheader's syntax tree as the analysis parsed it (kept per text), or
+    None when it does not parse. To read or compile unoptimized, never to change."""
+    got = _parse_string(source)
+    return got if isinstance(got, nodes.Template) else None
+
+
 @lru_cache(maxsize=8192)
 def _parse_string(source: str) -> nodes.Template | TemplateSyntaxError:
     try:
