@@ -105,7 +105,7 @@ def forget_process_caches() -> None:
                render._string_template, render._inliner,
                getattr(body, "_scan_cached", body._scan), getattr(render, "_string_names", None),
                getattr(tracking, "_remote", None), getattr(tracking, "tracker", None),
-               getattr(tracking, "_judge", None),
+               getattr(tracking, "_judge", None), getattr(tracking, "_allowed", None),
                getattr(canspam, "_subject_problem", None),
                getattr(message, "_preview_pseudonym", None)):
         if fn is not None and hasattr(fn, "cache_clear"):
@@ -115,9 +115,8 @@ def forget_process_caches() -> None:
     except ImportError:
         pass
     else:
-        for memo in (render_shapes._NAMES, render_shapes._CLEAR_URL, render_shapes._CLEAR_TEXT):
-            memo.clear()
-    getattr(tracking, "_ALLOWED", {}).clear()
+        render_shapes._string_names.cache_clear()
+        render_shapes._clear_kept.cache_clear()
     try:
         from toolkit.lint_cache import toolkit_digest
     except ImportError:

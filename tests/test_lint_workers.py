@@ -36,6 +36,20 @@ def example(tmp_path: Path) -> Path:
     return root
 
 
+def count_forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The pids lint_workers forks from now on (the list fills as it forks)."""
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def counting_fork() -> int:
+        pid = real_fork()
+        forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(lint_workers.os, "fork", counting_fork)
+    return forks
+
+
 def lint(root: Path, workers: int) -> tuple[object, ...]:
     repo, load_findings = load_repo(root)
     return run_lint(repo, load_findings, workers=workers).findings
@@ -47,15 +61,7 @@ def test_workers_give_the_findings_of_one_process(example: Path, workers: int,
     one = lint(example, 1)
     assert one, "the fixture should have findings"
     monkeypatch.setattr(lint_workers, "MIN_PER_WORKER", 1)
-    forks = []
-    real_fork = os.fork
-
-    def counting_fork() -> int:
-        pid = real_fork()
-        forks.append(pid)
-        return pid
-
-    monkeypatch.setattr(lint_workers.os, "fork", counting_fork)
+    forks = count_forks(monkeypatch)
     assert lint(example, workers) == one
     assert len(forks) == workers - 1
 
@@ -134,15 +140,7 @@ def lint_as_the_command(root: Path, workers: int, monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(lint_workers, "MIN_PER_WORKER", 1)
     monkeypatch.setattr(lint_workers, "available_workers", lambda: workers)
-    forks: list[int] = []
-    real_fork = os.fork
-
-    def counting_fork() -> int:
-        pid = real_fork()
-        forks.append(pid)
-        return pid
-
-    monkeypatch.setattr(lint_workers.os, "fork", counting_fork)
+    forks = count_forks(monkeypatch)
     _, result = lint_repository(root, no_cache=no_cache)
     monkeypatch.undo()
     return result.findings, forks

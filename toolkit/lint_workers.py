@@ -80,20 +80,8 @@ def start_workers(repo: Repo, camps: list[Campaign], workers: int, *, head_start
     children: list[tuple[int, int, list[Campaign]]] = []
     try:
         for share in shares[1:]:
-            read_fd, write_fd = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # the child: lint its share, write, leave without cleanup
-                os.close(read_fd)
-                status = 1
-                try:
-                    rows = [[_encode(f) for f in campaign_findings(repo, c)] for c in share]
-                    data = orjson.dumps(rows)
-                    with os.fdopen(write_fd, "wb") as out:
-                        out.write(data)
-                    status = 0
-                finally:
-                    os._exit(status)
-            os.close(write_fd)
+            pid, read_fd = _fork(lambda share=share: [  # type: ignore[misc]
+                [_encode(f) for f in campaign_findings(repo, c)] for c in share])
             children.append((pid, read_fd, share))
     except BaseException:
         for pid, read_fd, _ in children:
@@ -186,19 +174,7 @@ def fork_before_load(root: Path, workers: int) -> EarlyWorkers | None:
     try:
         for i in range(0, len(rest), size):
             share = rest[i:i + size]
-            read_fd, write_fd = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # the child: load its share, lint it, write, leave without cleanup
-                os.close(read_fd)
-                status = 1
-                try:
-                    data = orjson.dumps(_lint_share(root, share))
-                    with os.fdopen(write_fd, "wb") as out:
-                        out.write(data)
-                    status = 0
-                finally:
-                    os._exit(status)
-            os.close(write_fd)
+            pid, read_fd = _fork(lambda share=share: _lint_share(root, share))
             children.append((pid, read_fd, share))
     except BaseException:
         EarlyWorkers(children).close()
@@ -216,6 +192,25 @@ def _lint_share(root: Path, share: list[str]) -> dict[str, list[list[Any]]]:
     gc.freeze()  # as the lint command: the loaded repository stays alive to the end
     return {cid: [_encode(f) for f in campaign_findings(repo, repo.campaigns[cid])]
             for cid in sorted(repo.campaigns)}
+
+
+def _fork(work: Callable[[], object]) -> tuple[int, int]:
+    """(pid, read end of its pipe) of a child that runs `work`, writes the result as JSON
+    to the pipe and leaves without cleanup (exit status 1 if `work` raised)."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        status = 1
+        try:
+            data = orjson.dumps(work())
+            with os.fdopen(write_fd, "wb") as out:
+                out.write(data)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_fd)
+    return pid, read_fd
 
 
 def _collect(repo: Repo, pid: int, read_fd: int, share: list[Campaign]) -> list[list[Finding]]:

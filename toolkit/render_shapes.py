@@ -46,6 +46,7 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import nodes
@@ -368,12 +369,9 @@ def _strings(repo: Repo, campaign: Campaign, persona: str, contact: dict[str, An
              cache: dict[str, Any], *, unsubscribe_url: str, view_online_url: str,
              when: dt.datetime) -> tuple[str, str]:
     """(subject, preheader) of a preview, kept per everything their texts read."""
-    from toolkit.render import campaign_context, moment_key, render_strings, string_names
+    from toolkit.render import campaign_context, moment_key, render_strings
 
-    names = _NAMES.get((campaign.subject, campaign.preheader))
-    if names is None:
-        names = _NAMES[(campaign.subject, campaign.preheader)] = \
-            string_names(campaign.subject) | string_names(campaign.preheader)
+    names = _string_names(campaign.subject, campaign.preheader)
     key = (campaign.subject, campaign.preheader, persona, moment_key(when), campaign.sender,
            (campaign.id, campaign.title, campaign.purpose) if "campaign" in names else None,
            unsubscribe_url if "unsubscribe_url" in names else None,
@@ -387,7 +385,12 @@ def _strings(repo: Repo, campaign: Campaign, persona: str, contact: dict[str, An
     return got
 
 
-_NAMES: dict[tuple[str, str], frozenset[str]] = {}  # what subject and preheader read
+@lru_cache(maxsize=4096)
+def _string_names(subject: str, preheader: str) -> frozenset[str]:
+    """What a subject and a preheader read of the context, together."""
+    from toolkit.render import string_names
+
+    return string_names(subject) | string_names(preheader)
 
 
 def _clear(var: str, value: str) -> bool:
@@ -395,17 +398,12 @@ def _clear(var: str, value: str) -> bool:
     unsubscribe URL, which differs for every message)."""
     if var == "unsubscribe_url":
         return transparent(var, value)
-    memo = _CLEAR_URL if var in _URLISH else _CLEAR_TEXT
-    got = memo.get(value)
-    if got is None:
-        if len(memo) > 8192:
-            memo.clear()
-        got = memo[value] = transparent(var, value)
-    return got
+    return _clear_kept(var in _URLISH, value)
 
 
-_CLEAR_URL: dict[str, bool] = {}
-_CLEAR_TEXT: dict[str, bool] = {}
+@lru_cache(maxsize=8192)
+def _clear_kept(urlish: bool, value: str) -> bool:
+    return transparent("id" if urlish else "title", value)
 
 
 def _make_shape(repo: Repo, campaign: Campaign, contact: dict[str, Any],

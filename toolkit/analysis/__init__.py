@@ -92,31 +92,12 @@ def _tree(root: Path, name: str, source: str) -> nodes.Template:
     return make_env(root / "templates").parse(source, name, f"templates/{name}")
 
 
-def _walkable(parsed: Parsed, root: Path, name: str, source: str) -> Parsed:
-    """The cached parse, with a tree of its own again if the last one was lent."""
-    if parsed.lent:
-        parsed.ast, parsed.lent = _tree(root, name, source), False
-    return parsed
-
-
-def parsed_template(root: Path, name: str, source: str) -> nodes.Template | None:
-    """The template's syntax tree as the analysis parsed it (kept per text), or None when
-    it does not parse. toolkit.render compiles from it rather than parse it again.
-
-    The tree is the caller's from then on: Jinja's optimizer folds constant expressions
-    in place while compiling (`contact["first" ~ "_name"]` becomes `contact["first_name"]`,
-    which the analysis would then follow instead of reporting CNT-003), so the analysis
-    parses the text again if it needs to walk it later, and lends a tree only once."""
-    parsed = _walkable(_parse(root, name, source), root, name, source)
-    if parsed.ast is not None:
-        parsed.lent = True
-    return parsed.ast
-
-
 def walked_tree(root: Path, name: str, source: str) -> nodes.Template | None:
-    """The template's syntax tree as the analysis walks it (kept per text; parsed again if
-    it was lent to the compiler), or None when it does not parse. To read, not to change."""
-    return _walkable(_parse(root, name, source), root, name, source).ast
+    """The template's syntax tree as the analysis parsed and walks it (kept per text), or
+    None when it does not parse. To read or to compile unoptimized (toolkit.render), never
+    to change: Jinja's optimizer would fold constants in place (`contact["first" ~
+    "_name"]` into a plain field the analysis would then follow instead of reporting)."""
+    return _parse(root, name, source).ast
 
 
 def parsed_string(source: str) -> nodes.Template | None:
@@ -195,7 +176,7 @@ def _analyze_template_uncached(repo: Repo, name: str, fields: frozenset[str]
         read[tname] = src
         if src is None:
             return None
-        return _walkable(_parse(repo.root, tname, src), repo.root, tname, src)
+        return _parse(repo.root, tname, src)
 
     walker = Walker(resolve, fields)
     top = resolve(name)

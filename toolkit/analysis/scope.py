@@ -74,9 +74,6 @@ class Parsed:
     lines: list[str]
     ast: nodes.Template | None = None
     error: tuple[str, int] | None = None
-    # the tree was given to Jinja's compiler (toolkit.analysis.parsed_template), whose
-    # optimizer rewrites constant parts of it in place: parse again before walking it
-    lent: bool = False
 
 
 # (template name) -> Parsed, or None when the template does not exist

@@ -71,18 +71,10 @@ for _suffix, _prefix in TRACKERS:
     _TRACKER_PREFIXES.setdefault(_suffix, []).append(_prefix)
 
 
-def _allowed(host: str, domains: tuple[str, ...] | list[str]) -> bool:
+@lru_cache(maxsize=4096)
+def _allowed(host: str, domains: tuple[str, ...]) -> bool:
     """host_in, kept per host and domains: campaigns repeat their template's hosts."""
-    key = (host, tuple(domains))
-    got = _ALLOWED.get(key)
-    if got is None:
-        if len(_ALLOWED) > 4096:
-            _ALLOWED.clear()
-        got = _ALLOWED[key] = host_in(host, domains)
-    return got
-
-
-_ALLOWED: dict[tuple[str, tuple[str, ...]], bool] = {}
+    return host_in(host, domains)
 
 
 @lru_cache(maxsize=4096)
@@ -304,7 +296,7 @@ def check_remote_content(ctx: CampaignContext) -> Iterator[Finding]:
             continue
         seen.add(key)
         known = tracker(u.host, u.path)
-        if not (known and clinical) and _allowed(u.host, allowed):
+        if not (known and clinical) and _allowed(u.host, tuple(allowed)):
             continue
         pos = u.pos or _literal_pos(ctx, u.host) or _dynamic_pos(ctx, u.attr) or fallback
         where = "" if u.pos else " (in the rendered message)"
