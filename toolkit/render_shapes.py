@@ -33,8 +33,9 @@ Rules read facts of the rendered body (links, visible text, URLs: rules/body.py,
 rules/tracking.py). For a shaped message these are computed once on the shape's output
 and the values put back into them (`ShapedHTML.fact`), under the same check: a fact
 function is used this way for a shape only when it maps the second placeholder set's
-output exactly. The classes keep every delimiter those scans look for (`< > = " '`
-`&` `(`, whitespace runs) out of a swapped value.
+output exactly. The classes keep the delimiters those scans look for out of a swapped
+value: `< > " ' &`, runs of whitespace, `=` in text (an attribute), whitespace in URLs,
+and a CSS `url(` (no `l(`, no leading `(` in text, and no `(` right after a placeholder).
 
 tests/test_render_shapes.py compares shaped and full renders, and every fact, for every
 example campaign and persona and for generated values.
