@@ -184,3 +184,22 @@ def test_with_a_lint_cache_nothing_forks_before_loading(
     again, forks = lint_as_the_command(example, 2, monkeypatch, no_cache=False)
     assert again == first
     assert forks == []  # every campaign from the cache: no worker at all
+
+
+def test_workers_forked_before_a_load_that_fails_are_stopped_and_reaped(
+        example: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from toolkit.commands.lint import lint_repository
+
+    monkeypatch.setattr(lint_workers, "MIN_PER_WORKER", 1)
+    monkeypatch.setattr(lint_workers, "available_workers", lambda: 3)
+    forks = count_forks(monkeypatch)
+
+    def failing_load() -> object:
+        raise RuntimeError("the load failed")
+
+    with pytest.raises(RuntimeError, match="the load failed"):
+        lint_repository(example, no_cache=True, load=failing_load)  # type: ignore[arg-type]
+    assert len(forks) == 2
+    for pid in forks:  # killed and reaped: nothing left to wait for
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)

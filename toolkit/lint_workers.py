@@ -124,13 +124,18 @@ class EarlyWorkers:
         self.theirs = frozenset(name for _, _, share in children for name in share)
 
     def collect(self) -> dict[str, list[Finding]]:
+        """Each child's findings by campaign id, waiting for every child; a child that
+        failed or sent something unreadable contributes nothing."""
         got: dict[str, list[Finding]] = {}
         try:
-            for pid, read_fd, share in self.children:
+            while self.children:
+                pid, read_fd, share = self.children[0]
                 chunks = []
                 while chunk := os.read(read_fd, 1 << 20):
                     chunks.append(chunk)
                 _, status = os.waitpid(pid, 0)
+                self.children.pop(0)  # reaped: its pid is no longer ours to signal
+                os.close(read_fd)
                 if status != 0:
                     continue
                 with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):
@@ -143,11 +148,11 @@ class EarlyWorkers:
         return got
 
     def close(self) -> None:
-        """Stop and reap the children (once collected, only reap)."""
+        """Stop and reap the children not collected (an error cut the lint short)."""
         for pid, read_fd, _ in self.children:
             with contextlib.suppress(OSError):
                 os.close(read_fd)
-            with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
