@@ -235,3 +235,31 @@ def test_lint_and_build_previews_are_shaped(example: Repo) -> None:
     full, _ = both(example, campaign, persona)
     assert str(preview.html) == full.html
     assert preview.text  # the build's text part is made from the shaped HTML
+
+
+def test_every_rule_case_lints_the_same_with_and_without_shapes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every repository of tests/rule_cases (each rule's failing and passing cases) gives
+    the same findings, positions and messages when no render is shaped."""
+    from rule_helpers import CASES_DIR, lint_root, load_cases
+
+    import toolkit.render_shapes as shapes
+
+    real = shapes.shaped_preview
+    used = []
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        got = real(*args, **kwargs)
+        used.append(got is not None)
+        return got
+
+    def lint(root: Path, shaped: bool) -> list[tuple[object, ...]]:
+        monkeypatch.setattr(shapes, "shaped_preview", counting if shaped else lambda *a, **k: None)
+        return [(f.rule, f.pos, f.message, f.campaign, f.severity, f.waived)
+                for f in lint_root(root)]
+
+    cases = [case for path in sorted(CASES_DIR.glob("*.yaml")) for case in load_cases(path.stem)]
+    for i, case in enumerate(cases):
+        root = make_repo(tmp_path / str(i), case.files, case.replace)
+        assert lint(root, True) == lint(root, False), f"{case.rule}: {case.name}"
+    assert sum(used) > 100  # most of them are shaped
