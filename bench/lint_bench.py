@@ -161,7 +161,7 @@ def time_lint(root: Path) -> tuple[tuple[float, float], int, int]:
     made (the personas each campaign's segment matches, else the first)."""
     from toolkit.lint import run_lint
     from toolkit.loader import load_repo
-    from toolkit.render import repo_cache
+    from toolkit.render import preview_personas
 
     forget_process_caches()
     with AsTheCommand() as command, Timer() as t:
@@ -169,7 +169,8 @@ def time_lint(root: Path) -> tuple[tuple[float, float], int, int]:
         command.loaded()
         kwargs = {"workers": AsTheCommand.WORKERS} if AsTheCommand.WORKERS > 1 else {}
         result = run_lint(repo, load_findings, **kwargs)
-    return t.both, len(result.findings), len(repo_cache(repo).previews)
+    return t.both, len(result.findings), sum(len(preview_personas(repo, camp))
+                                            for camp in repo.campaigns.values())
 
 
 def time_lint_cached(root: Path) -> tuple[tuple[float, float], int, int]:
