@@ -263,3 +263,27 @@ def test_every_rule_case_lints_the_same_with_and_without_shapes(
         root = make_repo(tmp_path / str(i), case.files, case.replace)
         assert lint(root, True) == lint(root, False), f"{case.rule}: {case.name}"
     assert sum(used) > 100  # most of them are shaped
+
+
+def test_blocks_of_an_extended_template_swap_and_match(tmp_path: Path) -> None:
+    base = ('<mjml lang="en">\n  <mj-head><mj-title>{% block title %}{{ campaign.title }}'
+            '{% endblock %}</mj-title></mj-head>\n  <mj-body>\n{% block body %}{% endblock %}\n'
+            '    {% include "partials/footer.mjml" %}\n  </mj-body>\n</mjml>\n')
+    child = ('{% extends "base.mjml" %}\n'
+             '{% block title %}{{ super() }} - {{ campaign.id }}{% endblock %}\n'
+             '{% block body %}<mj-section><mj-column><mj-text>Hello {{ contact.first_name }}, '
+             '{{ campaign.title }}</mj-text></mj-column></mj-section>{% endblock %}\n')
+    root = make_repo(tmp_path, {"templates/base.mjml": base,
+                                "templates/appointment-reminder.mjml": child})
+    repo, _ = load_repo(root)
+    campaign = repo.campaigns["appointment-reminder"]
+    assert {"title", "id"} <= printed(repo, campaign)
+    persona = next(iter(repo.personas))
+    shapes = set()
+    for title in ("Flu shots", "Checkups: 2026/27", "Wave 3 (final)"):
+        full, shaped = both(repo, with_values(campaign, title=title), persona)
+        assert not isinstance(full, RenderError)
+        assert_same(full, shaped)
+        assert shaped is not None and f"<title>{title} - " in full.html
+        shapes.add(id(shaped.html.shape))
+    assert len(shapes) == 1
