@@ -1,18 +1,22 @@
-"""Campaign-scope rules in worker processes, for `campaign lint` only (bench/lint.md).
+"""Campaign-scope rules in worker processes, for `campaign lint` only (bench/lint.md,
+docs/lint.md "Worker processes").
 
-After loading, the lint command forks: each child runs the rules for one contiguous
-share of the campaigns and sends its findings back as JSON; the parent runs the first
-share itself and puts every campaign's findings back in campaign order, so the result
-is the one a single process produces. A child that fails or sends something unreadable
-is not trusted: the parent lints its share again itself (and so raises what the child
-met). On a quiet two-core machine this made a cold lint of 1,000 campaigns 1.6x faster;
-on a machine whose cores are busy it changes nothing.
+Two ways, both putting every campaign's findings back in campaign order, so the result is
+the one a single process produces:
 
-Only `fork` on Linux is used (the loaded repository is shared copy-on-write, nothing is
-pickled); elsewhere, and for fewer than MIN_PER_WORKER campaigns a process, it is one
-process. The fork happens before any campaign is rendered, so no library has started a
-thread that a child could inherit half-way. The send gate and `campaign build` never
-use workers.
+- forked *before* loading, for a cold lint (`fork_before_load`, EarlyWorkers): each child
+  loads the shared files and only its own share of the campaign folders, lints them and
+  sends {campaign id: findings} back, while this process loads everything, runs the
+  repository-wide rules and lints the rest;
+- forked *after* loading, for the campaigns a lint cache misses (`start_workers`): the
+  loaded repository is shared copy-on-write and each child lints a contiguous share.
+
+A child that fails or sends something unreadable is not trusted: this process lints its
+share itself (and so raises what the child met). Only `fork` on Linux is used, nothing is
+pickled; elsewhere, and for fewer than MIN_PER_WORKER campaigns a process, it is one
+process. The forks happen before any campaign is rendered, so no library has started a
+thread that a child could inherit half-way. The send gate and `campaign build` never use
+workers.
 """
 
 from __future__ import annotations
@@ -49,15 +53,6 @@ def available_workers() -> int:
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
     return max(1, min(cpus, MAX_WORKERS))
-
-
-def findings_in_workers(repo: Repo, camps: list[Campaign], workers: int) -> list[list[Finding]]:
-    """campaign_findings of each campaign, in the order given, over up to `workers`
-    processes (this one included)."""
-    from toolkit.lint import campaign_findings
-
-    share, collect = start_workers(repo, camps, workers)
-    return collect([campaign_findings(repo, c) for c in share])
 
 
 def start_workers(repo: Repo, camps: list[Campaign], workers: int, *, head_start: int = 0
@@ -130,16 +125,10 @@ class EarlyWorkers:
         try:
             while self.children:
                 pid, read_fd, share = self.children[0]
-                chunks = []
-                while chunk := os.read(read_fd, 1 << 20):
-                    chunks.append(chunk)
-                _, status = os.waitpid(pid, 0)
+                rows = _answer(pid, read_fd)
                 self.children.pop(0)  # reaped: its pid is no longer ours to signal
                 os.close(read_fd)
-                if status != 0:
-                    continue
                 with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):
-                    rows = orjson.loads(b"".join(chunks))
                     if isinstance(rows, dict) and set(rows) <= set(share):
                         got.update({cid: [_decode(row) for row in found]
                                     for cid, found in rows.items()})
@@ -218,20 +207,28 @@ def _fork(work: Callable[[], object]) -> tuple[int, int]:
     return pid, read_fd
 
 
-def _collect(repo: Repo, pid: int, read_fd: int, share: list[Campaign]) -> list[list[Finding]]:
-    from toolkit.lint import campaign_findings
-
+def _answer(pid: int, read_fd: int) -> Any:
+    """What a child of _fork wrote, once it has exited (it is reaped then), or None if it
+    failed or wrote something that is not JSON."""
     chunks = []
     while chunk := os.read(read_fd, 1 << 20):
         chunks.append(chunk)
     _, status = os.waitpid(pid, 0)
+    if status != 0:
+        return None
     try:
-        if status == 0:
-            rows = orjson.loads(b"".join(chunks))
-            if isinstance(rows, list) and len(rows) == len(share):
-                return [[_decode(row) for row in found] for found in rows]
-    except (ValueError, TypeError):
-        pass
+        return orjson.loads(b"".join(chunks))
+    except ValueError:  # orjson.JSONDecodeError
+        return None
+
+
+def _collect(repo: Repo, pid: int, read_fd: int, share: list[Campaign]) -> list[list[Finding]]:
+    from toolkit.lint import campaign_findings
+
+    rows = _answer(pid, read_fd)
+    with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):
+        if isinstance(rows, list) and len(rows) == len(share):
+            return [[_decode(row) for row in found] for found in rows]
     return [campaign_findings(repo, c) for c in share]  # not trusted: lint it here
 
 

@@ -61,11 +61,6 @@ def _scan_parts(html: str) -> tuple[tuple[str, ...], str]:
     return links, normalize_space(text)
 
 
-def hrefs(html: str) -> list[str]:
-    """Every <a href> in the body, entity-decoded."""
-    return list(_scan(html).hrefs)
-
-
 def unsubscribe_urls(ctx: CampaignContext, rendered: RenderedMessage) -> tuple[str, ...]:
     """The unsubscribe URLs a lint render may carry: the campaign's real URL with the
     persona's preview token (as render_for_lint renders it), or the generic preview URL."""
