@@ -205,9 +205,6 @@ class Shape:
     other: RenderedMessage  # with the second (facts are checked against it)
     facts: dict[Callable[[str], Any], Any] = field(default_factory=dict)
 
-    def html(self, values: dict[str, str]) -> str:
-        return _join(self.pieces, self.slots, values)
-
     def fact(self, fn: Callable[[str], Any], values: dict[str, str]) -> Any:
         """fn(the message's HTML), from fn of the placeholder render; _UNMAPPED if fn
         does not map this shape's placeholders exactly."""
